@@ -1,0 +1,88 @@
+"""Customers: the accounts usage is attributed to, by their key (an event's subject)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fairmeter.domain.errors import Problems
+from fairmeter.domain.money import is_currency
+
+CUSTOMER_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,255}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EDITABLE = ("name", "email", "currency", "timezone", "metadata")
+
+
+@dataclass(frozen=True)
+class Customer:
+    key: str
+    name: str
+    email: str | None
+    currency: str
+    timezone: str
+    metadata: Mapping[str, object] = field(default_factory=dict)
+    id: int = 0
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+def parse_customer(body: Mapping[str, object]) -> Customer:
+    problems = Problems()
+    key = body.get("key")
+    if not isinstance(key, str) or not CUSTOMER_KEY.match(key):
+        problems.add("/key", "is required: letters, digits and . _ : @ - (at most 256)")
+    fields = _fields(body, problems, defaults=True)
+    problems.raise_if_any("The customer is not valid")
+    assert isinstance(key, str)
+    return Customer(key=key, **fields)  # type: ignore[arg-type]
+
+
+def parse_customer_changes(body: Mapping[str, object]) -> dict[str, object]:
+    problems = Problems()
+    for name in body:
+        if name not in EDITABLE:
+            problems.add(f"/{name}", "cannot be changed (editable: " + ", ".join(EDITABLE) + ")")
+    fields = _fields(body, problems, defaults=False)
+    problems.raise_if_any("The customer changes are not valid")
+    return fields
+
+
+def _fields(body: Mapping[str, object], problems: Problems, defaults: bool) -> dict[str, object]:
+    out: dict[str, object] = {}
+    if "name" in body or defaults:
+        name = body.get("name", body.get("key"))
+        if not isinstance(name, str) or not name.strip() or len(name) > 256:
+            problems.add("/name", "must be a non-empty string of at most 256 characters")
+        out["name"] = name
+    if "email" in body or defaults:
+        email = body.get("email")
+        if email is not None and (not isinstance(email, str) or not EMAIL.match(email)):
+            problems.add("/email", "must be an email address")
+        out["email"] = email
+    if "currency" in body or defaults:
+        currency = body.get("currency", "USD")
+        if not isinstance(currency, str) or not is_currency(currency):
+            problems.add("/currency", "must be an ISO 4217 code such as USD, EUR or JPY")
+        out["currency"] = currency
+    if "timezone" in body or defaults:
+        out["timezone"] = _timezone(body.get("timezone", "UTC"), problems)
+    if "metadata" in body or defaults:
+        metadata = body.get("metadata") or {}
+        if not isinstance(metadata, Mapping):
+            problems.add("/metadata", "must be an object")
+        out["metadata"] = metadata
+    return out
+
+
+def _timezone(raw: object, problems: Problems) -> object:
+    try:
+        if not isinstance(raw, str):
+            raise ValueError
+        ZoneInfo(raw)
+    except (ValueError, ZoneInfoNotFoundError):
+        problems.add("/timezone", "must be an IANA time zone such as Europe/Madrid")
+    return raw

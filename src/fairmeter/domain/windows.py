@@ -1,0 +1,100 @@
+"""Half-open time windows that tile a range in a time zone, and rollup buckets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from itertools import pairwise
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from enum import Enum
+from zoneinfo import ZoneInfo
+
+# Rollups are kept per 15 minutes: every UTC offset in use today is a multiple of
+# 15 minutes, so hour, day and month windows in any current time zone are unions
+# of whole buckets. A boundary that is not (historical offsets) is computed from raw events.
+BUCKET_US = 15 * 60 * 1_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+class Window(str, Enum):
+    HOUR = "hour"
+    DAY = "day"
+    MONTH = "month"
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class Span:
+    """A half-open interval [start, end) of aware UTC instants."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("span bounds must be timezone-aware")
+        if not self.start < self.end:
+            raise ValueError("a span's start must be before its end")
+
+    @property
+    def start_us(self) -> int:
+        return to_us(self.start)
+
+    @property
+    def end_us(self) -> int:
+        return to_us(self.end)
+
+
+def to_us(moment: datetime) -> int:
+    delta = moment - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(micros: int) -> datetime:
+    return _EPOCH + timedelta(microseconds=micros)
+
+
+def bucket_of(micros: int) -> int:
+    return micros - micros % BUCKET_US
+
+
+def tile(span: Span, window: Window, zone: ZoneInfo) -> list[Span]:
+    """Windows aligned to calendar boundaries in `zone`, clipped to `span`; they tile it."""
+    if window is Window.NONE:
+        return [span]
+    bounds = [span.start]
+    for boundary in _boundaries(span, window, zone):
+        if span.start < boundary < span.end:
+            bounds.append(boundary)
+    bounds.append(span.end)
+    return [Span(a, b) for a, b in pairwise(bounds)]
+
+
+def _boundaries(span: Span, window: Window, zone: ZoneInfo) -> Iterator[datetime]:
+    if window is Window.HOUR:
+        yield from _hour_boundaries(span, zone)
+        return
+    local = span.start.astimezone(zone)
+    day = local.date().replace(day=1) if window is Window.MONTH else local.date()
+    while True:
+        # Midnight local time; fold=0 picks the first instant when midnight repeats.
+        moment = datetime(day.year, day.month, day.day, tzinfo=zone).astimezone(UTC)
+        if moment >= span.end:
+            return
+        yield moment
+        day = _next_month(day) if window is Window.MONTH else day + timedelta(days=1)
+
+
+def _hour_boundaries(span: Span, zone: ZoneInfo) -> Iterator[datetime]:
+    # Walk UTC quarter-hours and keep those that are whole hours on the local clock:
+    # correct across DST changes and for zones offset by 30 or 45 minutes.
+    step = timedelta(minutes=15)
+    moment = from_us(bucket_of(span.start_us))
+    while moment < span.end:
+        if moment.astimezone(zone).minute == 0 and moment.second == 0:
+            yield moment
+        moment += step
+
+
+def _next_month(day: date) -> date:
+    return date(day.year + day.month // 12, day.month % 12 + 1, 1)

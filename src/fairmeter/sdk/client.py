@@ -1,0 +1,210 @@
+"""Fairmeter API clients: `Client` (blocking) here, `AsyncClient` (asyncio) beside it.
+
+Both build their requests with `_calls` and differ only in how they wait.
+"""
+
+from __future__ import annotations
+
+import time as _time
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+
+from . import _calls
+from ._base import (
+    DEFAULT_BATCH_SIZE,
+    BaseClient,
+    answer,
+    as_object,
+    batch_absorbs,
+    headers,
+    log_retry,
+    request_kwargs,
+)
+from ._calls import BatchResult, Call, EventLike
+from .async_client import AsyncClient
+from .buffer import EventBuffer, RejectionHandler
+from .errors import TransportError, ValidationError
+from .events import DEFAULT_SOURCE, build_event
+
+__all__ = ["AsyncClient", "Client"]
+
+
+class Client(BaseClient):
+    """Blocking client. Safe to share between threads, like the httpx.Client inside."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        timeout: float | httpx.Timeout = 10.0,
+        max_retries: int = 3,
+        backoff: float = 0.2,
+        transport: httpx.BaseTransport | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+    ) -> None:
+        super().__init__(max_retries, backoff, batch_size)
+        self._http = httpx.Client(
+            base_url=base_url, headers=headers(api_key), timeout=timeout, transport=transport
+        )
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(self, call: Call) -> Any:
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(call.method, call.path, **request_kwargs(call))
+            except httpx.TransportError as exc:
+                delay = self._policy.after_error(call.idempotent, attempt, exc)
+                if delay is None:
+                    raise TransportError.wrap(exc) from exc
+                reason: object = exc
+            else:
+                delay = self._policy.after_response(call.idempotent, attempt, response)
+                if delay is None:
+                    return answer(response)
+                reason = response.status_code
+            log_retry(call, attempt, delay, reason)
+            _time.sleep(delay)
+            attempt += 1
+
+    def send_event(
+        self,
+        *,
+        type: str,
+        subject: str,
+        data: Mapping[str, Any] | None = None,
+        id: str | None = None,
+        source: str = DEFAULT_SOURCE,
+        time: datetime | str | None = None,
+        **extensions: Any,
+    ) -> dict[str, Any]:
+        """POST one CloudEvent; a retry resends the same id, so it counts once."""
+        event = build_event(
+            type=type, subject=subject, data=data, id=id, source=source, time=time, **extensions
+        )
+        return as_object(self._request(_calls.send_event(event)))
+
+    def send_events(
+        self, events: Sequence[EventLike], *, batch_size: int | None = None
+    ) -> dict[str, Any]:
+        """POST `events` in chunks of `batch_size`; answers are summed as one.
+
+        `rejected[].index` points into `events`. Raises ValidationError only when
+        no chunk had anything accepted, like the server does for one request.
+        """
+        size = self._batch_size if batch_size is None else batch_size
+        batch = BatchResult()
+        for offset, call in _calls.event_batches(events, size):
+            try:
+                batch.add(offset, as_object(self._request(call)))
+            except ValidationError as error:
+                if not batch_absorbs(error):
+                    raise
+                batch.add_failure(offset, error)
+        return batch.result()
+
+    def buffer(
+        self,
+        *,
+        max_events: int = 1000,
+        flush_interval: float = 1.0,
+        on_rejected: RejectionHandler | None = None,
+    ) -> EventBuffer:
+        """A buffer that batches `add()`ed events through this client."""
+        return EventBuffer(
+            self, max_events=max_events, flush_interval=flush_interval, on_rejected=on_rejected
+        )
+
+    def create_meter(
+        self,
+        key: str,
+        *,
+        event_type: str,
+        aggregation: str,
+        name: str | None = None,
+        value_property: str | None = None,
+        group_by: Sequence[str] | Mapping[str, str] | None = None,
+        unit: str | None = None,
+    ) -> dict[str, Any]:
+        fields = {
+            "event_type": event_type,
+            "aggregation": aggregation,
+            "name": name,
+            "value_property": value_property,
+            "group_by": group_by,
+            "unit": unit,
+        }
+        return as_object(self._request(_calls.create_meter(key, fields)))
+
+    def get_meter(self, key: str) -> dict[str, Any]:
+        return as_object(self._request(_calls.get(_calls.meter_path(key))))
+
+    def list_meters(self) -> list[dict[str, Any]]:
+        return _calls.data_list(self._request(_calls.get("/v1/meters")))
+
+    def create_customer(
+        self,
+        key: str,
+        *,
+        name: str | None = None,
+        email: str | None = None,
+        currency: str = "USD",
+        timezone: str = "UTC",
+        metadata: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        fields = {
+            "name": name,
+            "email": email,
+            "currency": currency,
+            "timezone": timezone,
+            "metadata": metadata,
+        }
+        return as_object(self._request(_calls.create_customer(key, fields)))
+
+    def get_customer(self, key: str) -> dict[str, Any]:
+        return as_object(self._request(_calls.get(_calls.customer_path(key))))
+
+    def list_customers(self) -> list[dict[str, Any]]:
+        return _calls.data_list(self._request(_calls.get("/v1/customers")))
+
+    def update_customer(self, key: str, **fields: Any) -> dict[str, Any]:
+        """PATCH the given fields; a field passed as None is cleared."""
+        return as_object(self._request(_calls.update_customer(key, fields)))
+
+    def usage(
+        self,
+        meter: str,
+        *,
+        customer: str | None = None,
+        from_: datetime | str | None = None,
+        to: datetime | str | None = None,
+        window: str = "none",
+        timezone: str | None = None,
+        group_by: Sequence[str] | str | None = None,
+    ) -> list[dict[str, Any]]:
+        """Usage rows of `meter`; each row's `value` is a Decimal (or None)."""
+        call = _calls.usage(
+            meter,
+            customer=customer,
+            from_=from_,
+            to=to,
+            window=window,
+            timezone=timezone,
+            group_by=group_by,
+        )
+        return _calls.usage_rows(self._request(call))

@@ -1,0 +1,73 @@
+"""Turning metered events into rollup rows: shared by ingest and meter backfill."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from decimal import Decimal
+
+from fairmeter.domain.aggregates import Partial
+from fairmeter.domain.meters import Meter
+from fairmeter.domain.numbers import format_quantity
+from fairmeter.domain.windows import bucket_of
+from fairmeter.storage.usage import DistinctRow, RollupRow, Usage
+
+Group = tuple[tuple[str, str | None], ...]
+
+
+def group_key(group: Group) -> str:
+    return json.dumps(dict(group), sort_keys=True, separators=(",", ":")) if group else "{}"
+
+
+class RollupBatch:
+    """Accumulates one transaction's contributions, then writes them in two statements."""
+
+    def __init__(self) -> None:
+        self.partials: dict[tuple[int, str, int, str], Partial] = {}
+        self.distinct: set[DistinctRow] = set()
+        self._group_keys: dict[Group, str] = {}
+
+    def add(
+        self, meter: Meter, subject: str, time_us: int, value: Decimal | str, group: Group
+    ) -> None:
+        key_text = self._group_keys.get(group)
+        if key_text is None:
+            key_text = self._group_keys[group] = group_key(group)
+        bucket = bucket_of(time_us)
+        slot = (meter.id, subject, bucket, key_text)
+        partial = self.partials.get(slot)
+        if partial is None:
+            partial = self.partials[slot] = Partial()
+        if isinstance(value, str):
+            partial.count += 1
+            self.distinct.add((meter.id, subject, bucket, key_text, value))
+        else:
+            partial.add(value, time_us)
+
+    def add_event(
+        self, meter: Meter, subject: str, time_us: int, data: Mapping[str, object]
+    ) -> None:
+        self.add(meter, subject, time_us, meter.measure(data), meter.group_of(data))
+
+    def write(self, usage: Usage) -> None:
+        rows: list[RollupRow] = []
+        for (meter_id, subject, bucket, key_text), p in self.partials.items():
+            rows.append(
+                (
+                    meter_id,
+                    subject,
+                    bucket,
+                    key_text,
+                    p.count,
+                    format_quantity(p.total),
+                    _text(p.maximum),
+                    p.latest_us,
+                    _text(p.latest),
+                )
+            )
+        usage.add_rollups(rows)
+        usage.add_distinct(list(self.distinct))
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else format_quantity(value)

@@ -1,0 +1,62 @@
+"""Engines and transactions for SQLite (default) and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import NullPool
+
+from fairmeter.storage.dialect import install_sqlite_hooks
+
+
+def normalize_url(url: str) -> str:
+    """Accept `postgresql://` and `sqlite:///file` as users write them; pick our drivers."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    return url
+
+
+def make_engine(url: str) -> Engine:
+    url = normalize_url(url)
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[-1]
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # A connection per checkout keeps each thread's SQLite handle its own.
+        engine = create_engine(url, poolclass=NullPool, connect_args={"check_same_thread": False})
+        install_sqlite_hooks(engine)
+        return engine
+    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+
+class Database:
+    """Hands out transactions; every write happens inside exactly one."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        with self.engine.begin() as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        # Readers skip SQLite's BEGIN IMMEDIATE: WAL lets them run beside the writer.
+        with self.engine.connect() as conn:
+            conn.execution_options(fairmeter_read_only=True)
+            with conn.begin():
+                yield conn
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,120 @@
+"""The schema, as SQLAlchemy Core tables; Alembic migrations create the same."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Numeric,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData()
+
+
+class Quantity(TypeDecorator[str]):
+    """Exact decimals: NUMERIC on PostgreSQL, decimal text on SQLite (which has no exact type).
+
+    Values cross this boundary as decimal strings; arithmetic in SQL uses the dialect's
+    functions (see dialect.py)."""
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):  # type: ignore[no-untyped-def]
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(Numeric(asdecimal=True))
+        return dialect.type_descriptor(Text())
+
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("revoked_us", BigInteger),
+)
+
+customers = Table(
+    "customers",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(256), nullable=False, unique=True),
+    Column("name", String(256), nullable=False),
+    Column("email", String(320)),
+    Column("currency", String(3), nullable=False),
+    Column("timezone", String(64), nullable=False),
+    Column("metadata", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
+meters = Table(
+    "meters",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(64), nullable=False, unique=True),
+    Column("name", String(256), nullable=False),
+    Column("event_type", String(256), nullable=False, index=True),
+    Column("aggregation", String(16), nullable=False),
+    Column("value_property", String(256)),
+    Column("group_by", Text, nullable=False),
+    Column("unit", String(64), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("archived_us", BigInteger),
+)
+
+# Rows are appended in arrival order (seq); (source, id) is the identity that dedupes.
+events = Table(
+    "events",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True),
+    Column("source", String(256), nullable=False),
+    Column("id", String(256), nullable=False),
+    Column("type", String(256), nullable=False),
+    Column("subject", String(256), nullable=False),
+    Column("time_us", BigInteger, nullable=False),
+    Column("received_us", BigInteger, nullable=False),
+    Column("data", Text, nullable=False),
+    Column("digest", LargeBinary(16), nullable=False),
+    UniqueConstraint("source", "id", name="uq_events_identity"),
+    Index("ix_events_type_subject_time", "type", "subject", "time_us"),
+)
+
+# Per meter, subject, 15-minute bucket and group: what its events add up to.
+usage_rollups = Table(
+    "usage_rollups",
+    metadata,
+    Column("meter_id", Integer, primary_key=True),
+    Column("subject", String(256), primary_key=True),
+    Column("bucket_us", BigInteger, primary_key=True),
+    Column("group_key", Text, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+    Column("total", Quantity, nullable=False),
+    Column("maximum", Quantity),
+    Column("latest_us", BigInteger),
+    Column("latest", Quantity),
+)
+
+# unique_count stays exact: the distinct values seen per bucket and group.
+usage_distinct = Table(
+    "usage_distinct",
+    metadata,
+    Column("meter_id", Integer, primary_key=True),
+    Column("subject", String(256), primary_key=True),
+    Column("bucket_us", BigInteger, primary_key=True),
+    Column("group_key", Text, primary_key=True),
+    Column("value", Text, primary_key=True),
+)
