@@ -51,7 +51,7 @@ def test_any_string_round_trips(value: str) -> None:
 
 
 def test_scalars_and_containers_match_stdlib_json() -> None:
-    value = {"a": [1, True, False, None, "x\n\"y\""], "b": (2, 3), "c": {}, "d": 1.5}
+    value = {"a": [1, True, False, None, 'x\n"y"'], "b": (2, 3), "c": {}, "d": 1.5}
     assert json.loads(_json.dumps(value)) == json.loads(json.dumps(value))
 
 

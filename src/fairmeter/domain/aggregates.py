@@ -36,9 +36,12 @@ class Partial:
         self.total += other.total
         if other.maximum is not None and (self.maximum is None or other.maximum > self.maximum):
             self.maximum = other.maximum
-        if other.latest_us is not None and other.latest is not None:
-            if _is_later(other.latest_us, other.latest, self.latest_us, self.latest):
-                self.latest_us, self.latest = other.latest_us, other.latest
+        if (
+            other.latest_us is not None
+            and other.latest is not None
+            and _is_later(other.latest_us, other.latest, self.latest_us, self.latest)
+        ):
+            self.latest_us, self.latest = other.latest_us, other.latest
         self.distinct |= other.distinct
 
     def value(self, aggregation: Aggregation) -> Decimal | None:

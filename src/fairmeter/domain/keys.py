@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import zlib
-from enum import Enum
+from enum import StrEnum
 
 PREFIX = "fm_"
 _ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
-class Scope(str, Enum):
+class Scope(StrEnum):
     ADMIN = "admin"
     INGEST = "ingest"
 

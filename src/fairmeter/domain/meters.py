@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from enum import Enum
+from enum import StrEnum
 
 from fairmeter.domain.errors import Problems
 from fairmeter.domain.numbers import NotAnExactQuantity, to_quantity
@@ -17,7 +17,7 @@ PATH_PATTERN = re.compile(rf"^\$(\.{_SEGMENT}){{1,8}}$")
 MAX_GROUPS = 8
 
 
-class Aggregation(str, Enum):
+class Aggregation(StrEnum):
     COUNT = "count"
     SUM = "sum"
     MAX = "max"

@@ -37,7 +37,7 @@ def to_quantity(raw: object) -> Decimal:
 def _checked(value: Decimal) -> Decimal:
     if not value.is_finite():
         raise NotAnExactQuantity("NaN and Infinity are not quantities")
-    sign, digits, exponent = value.as_tuple()
+    _sign, _digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)
     fraction = max(0, -exponent)
     if fraction > MAX_FRACTION_DIGITS:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from itertools import pairwise
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from enum import Enum
+from enum import StrEnum
+from itertools import pairwise
 from zoneinfo import ZoneInfo
 
 # Rollups are kept per 15 minutes: every UTC offset in use today is a multiple of
@@ -16,7 +16,7 @@ BUCKET_US = 15 * 60 * 1_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-class Window(str, Enum):
+class Window(StrEnum):
     HOUR = "hour"
     DAY = "day"
     MONTH = "month"
