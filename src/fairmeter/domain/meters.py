@@ -159,6 +159,8 @@ def _text(
 
 def _aggregation(raw: object, problems: Problems) -> Aggregation | None:
     try:
+        if not isinstance(raw, str):
+            raise ValueError(raw)
         return Aggregation(raw)
     except ValueError:
         allowed = ", ".join(a.value for a in Aggregation)
