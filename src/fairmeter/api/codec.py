@@ -20,6 +20,7 @@ from fairmeter.domain.events import (
     Rejection,
     UsageEvent,
     attribute_errors,
+    attributes_fine,
     time_error,
 )
 from fairmeter.domain.windows import to_us
@@ -182,7 +183,8 @@ def _admit_all(
 def _admit(
     item: CloudEventIn, prefix: str, now: datetime, now_us: int, policy: IngestPolicy
 ) -> UsageEvent | list[FieldError]:
-    errors = attribute_errors(prefix, _attributes(item))
+    fine = attributes_fine(item.specversion, item.id, item.source, item.type, item.subject)
+    errors = [] if fine else attribute_errors(prefix, _attributes(item))
     time_us = now_us
     if item.time is not None:
         if item.time.tzinfo is None:

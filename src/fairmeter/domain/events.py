@@ -65,6 +65,15 @@ class IngestResult:
         }
 
 
+def _fine(value: object) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_ATTRIBUTE_LENGTH
+
+
+def attributes_fine(specversion: object, *values: object) -> bool:
+    """The common case, checked without building anything."""
+    return specversion == "1.0" and all(_fine(v) for v in values)
+
+
 def attribute_errors(prefix: str, attributes: Mapping[str, object]) -> list[FieldError]:
     """CloudEvents context attributes that must be present, non-empty, bounded strings."""
     errors: list[FieldError] = []

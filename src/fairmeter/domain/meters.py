@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 from decimal import Decimal
 from enum import StrEnum
+from functools import cached_property
 
 from fairmeter.domain.errors import Problems
 from fairmeter.domain.numbers import NotAnExactQuantity, to_quantity
@@ -43,17 +45,20 @@ class JsonPath:
         if not PATH_PATTERN.match(self.text):
             raise ValueError(f"{self.text!r} is not a supported path; use the form $.a.b")
 
-    @property
+    @cached_property
     def segments(self) -> tuple[str, ...]:
         return tuple(self.text[2:].split("."))
 
     def find(self, data: Mapping[str, object]) -> object | None:
-        node: object = data
-        for segment in self.segments:
-            if not isinstance(node, Mapping) or segment not in node:
-                return None
-            node = node[segment]
-        return node
+        node: Any = data
+        try:
+            for segment in self.segments:
+                node = node[segment]
+        except (KeyError, TypeError, IndexError):
+            # A missing member, or a string/number/list where an object was expected.
+            return None
+        found: object = node
+        return found
 
 
 class EventNotMetered(ValueError):
@@ -93,7 +98,9 @@ class Meter:
             raise EventNotMetered(f"{self.value_property.text} {exc}") from None
 
     def group_of(self, data: Mapping[str, object]) -> tuple[tuple[str, str | None], ...]:
-        return tuple((name, _group_value(path.find(data))) for name, path in self.group_by)
+        if not self.group_by:
+            return ()
+        return tuple([(name, _group_value(path.find(data))) for name, path in self.group_by])
 
 
 def _reject_text(raw: str) -> object:

@@ -25,6 +25,12 @@ CLOUDEVENT_BATCH = "application/cloudevents-batch+json"
 
 EventLike = Event | Mapping[str, Any]
 
+# The server's largest page: fewer round trips when listing everything.
+PAGE_SIZE = 1000
+
+# Under the server's default 1 MiB body limit, so a full chunk of big events is not a 413.
+MAX_BATCH_BYTES = 1_000_000
+
 
 @dataclass(frozen=True)
 class Call:
@@ -71,19 +77,33 @@ def send_event(event: Event) -> Call:
     )
 
 
-def event_batches(events: Sequence[EventLike], batch_size: int) -> list[tuple[int, Call]]:
-    """(offset in `events`, call) per chunk.
+def _batch_call(encoded: list[bytes]) -> Call:
+    content = b"[" + b",".join(encoded) + b"]"
+    return Call("POST", "/v1/events", True, content, CLOUDEVENT_BATCH)
+
+
+def event_batches(
+    events: Sequence[EventLike], batch_size: int, max_bytes: int = MAX_BATCH_BYTES
+) -> list[tuple[int, Call]]:
+    """(offset in `events`, call) per chunk of at most `batch_size` events and `max_bytes`.
 
     Everything is encoded before the first send, so a bad event fails the call
     before any chunk reaches the server, and ids stay fixed across retries.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
-    bodies = [to_cloudevent(event) for event in events]
-    calls = []
-    for offset in range(0, len(bodies), batch_size):
-        content = _json.dumps(bodies[offset : offset + batch_size])
-        calls.append((offset, Call("POST", "/v1/events", True, content, CLOUDEVENT_BATCH)))
+    calls: list[tuple[int, Call]] = []
+    chunk: list[bytes] = []
+    size = offset = 0
+    for index, event in enumerate(events):
+        encoded = _json.dumps(to_cloudevent(event))
+        if chunk and (len(chunk) == batch_size or size + len(encoded) + 1 > max_bytes):
+            calls.append((offset, _batch_call(chunk)))
+            chunk, size, offset = [], 0, index
+        chunk.append(encoded)
+        size += len(encoded) + 1  # the comma or bracket around it
+    if chunk:
+        calls.append((offset, _batch_call(chunk)))
     return calls
 
 
@@ -98,6 +118,24 @@ def create_customer(key: str, fields: Mapping[str, Any]) -> Call:
 def update_customer(key: str, fields: Mapping[str, Any]) -> Call:
     # None is kept: in a PATCH it means "clear this field".
     return write("PATCH", customer_path(key), fields)
+
+
+def customers_page(after: str | None) -> Call:
+    params = {"limit": str(PAGE_SIZE)}
+    if after is not None:
+        params["starting_after"] = after
+    return Call("GET", "/v1/customers", idempotent=True, params=params)
+
+
+def next_customer(body: Any) -> str | None:
+    """The key to list after, or None when `body` was the last page."""
+    rows = data_list(body)
+    return str(rows[-1]["key"]) if body.get("has_more") and rows else None
+
+
+def meters_list(include_archived: bool) -> Call:
+    params = {"include_archived": "true"} if include_archived else None
+    return Call("GET", "/v1/meters", idempotent=True, params=params)
 
 
 def _query_time(value: datetime | str) -> str:

@@ -152,8 +152,8 @@ class AsyncClient(BaseClient):
     async def get_meter(self, key: str) -> dict[str, Any]:
         return as_object(await self._request(_calls.get(_calls.meter_path(key))))
 
-    async def list_meters(self) -> list[dict[str, Any]]:
-        return _calls.data_list(await self._request(_calls.get("/v1/meters")))
+    async def list_meters(self, *, include_archived: bool = False) -> list[dict[str, Any]]:
+        return _calls.data_list(await self._request(_calls.meters_list(include_archived)))
 
     async def create_customer(
         self,
@@ -178,7 +178,15 @@ class AsyncClient(BaseClient):
         return as_object(await self._request(_calls.get(_calls.customer_path(key))))
 
     async def list_customers(self) -> list[dict[str, Any]]:
-        return _calls.data_list(await self._request(_calls.get("/v1/customers")))
+        """Every customer, following the server's pages."""
+        customers: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            body = await self._request(_calls.customers_page(after))
+            customers.extend(_calls.data_list(body))
+            after = _calls.next_customer(body)
+            if after is None:
+                return customers
 
     async def update_customer(self, key: str, **fields: Any) -> dict[str, Any]:
         """PATCH the given fields; a field passed as None is cleared."""

@@ -50,12 +50,18 @@ def _find(sent: list[dict[str, Any]], item: Mapping[str, Any]) -> dict[str, Any]
     return next((event for event in sent if event["id"] == item.get("id")), None)
 
 
+def _item_rejection(sent: list[dict[str, Any]], item: dict[str, Any]) -> Rejection:
+    # The server explains an item with field errors: [{"pointer", "detail", "code"}].
+    errors = [e for e in item.get("errors") or [] if isinstance(e, dict)]
+    code = item.get("code") or (errors[0].get("code") if errors else None) or "rejected"
+    detail = item.get("detail") or "; ".join(
+        f"{e.get('pointer', '')}: {e.get('detail', '')}" for e in errors
+    )
+    return Rejection(_find(sent, item), str(code), detail or None, item)
+
+
 def _item_rejections(sent: list[dict[str, Any]], items: list[Any]) -> list[Rejection]:
-    return [
-        Rejection(_find(sent, item), str(item.get("code", "rejected")), item.get("detail"), item)
-        for item in items
-        if isinstance(item, dict)
-    ]
+    return [_item_rejection(sent, item) for item in items if isinstance(item, dict)]
 
 
 def _error_rejections(sent: list[dict[str, Any]], error: FairmeterError) -> list[Rejection]:

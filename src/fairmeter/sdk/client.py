@@ -154,8 +154,8 @@ class Client(BaseClient):
     def get_meter(self, key: str) -> dict[str, Any]:
         return as_object(self._request(_calls.get(_calls.meter_path(key))))
 
-    def list_meters(self) -> list[dict[str, Any]]:
-        return _calls.data_list(self._request(_calls.get("/v1/meters")))
+    def list_meters(self, *, include_archived: bool = False) -> list[dict[str, Any]]:
+        return _calls.data_list(self._request(_calls.meters_list(include_archived)))
 
     def create_customer(
         self,
@@ -180,7 +180,15 @@ class Client(BaseClient):
         return as_object(self._request(_calls.get(_calls.customer_path(key))))
 
     def list_customers(self) -> list[dict[str, Any]]:
-        return _calls.data_list(self._request(_calls.get("/v1/customers")))
+        """Every customer, following the server's pages."""
+        customers: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            body = self._request(_calls.customers_page(after))
+            customers.extend(_calls.data_list(body))
+            after = _calls.next_customer(body)
+            if after is None:
+                return customers
 
     def update_customer(self, key: str, **fields: Any) -> dict[str, Any]:
         """PATCH the given fields; a field passed as None is cleared."""

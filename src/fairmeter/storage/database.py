@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine
 from sqlalchemy.engine import Connection
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import NullPool, QueuePool
 
 from fairmeter.storage.dialect import install_sqlite_hooks
 
@@ -28,8 +28,15 @@ def make_engine(url: str) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        # A connection per checkout keeps each thread's SQLite handle its own.
-        engine = create_engine(url, poolclass=NullPool, connect_args={"check_same_thread": False})
+        # Pooled connections: opening one costs the pragmas, closing the last one a WAL
+        # checkpoint. A connection is used by one thread at a time (checked out per transaction).
+        memory = path in ("", ":memory:")
+        engine = create_engine(
+            url,
+            poolclass=NullPool if memory else QueuePool,
+            connect_args={"check_same_thread": False},
+            **({} if memory else {"pool_size": 8, "max_overflow": 16}),
+        )
         install_sqlite_hooks(engine)
         return engine
     return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)

@@ -137,8 +137,10 @@ def find_identities(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple
             chunk = keys[start : start + 4000]
             marks = ",".join(["(?,?)"] * len(chunk))
             flat = [part for key in chunk for part in key]
+            # A join, not `(source, id) IN (VALUES ...)`: SQLite scans the table for the latter.
             cursor.execute(
-                f"SELECT source, id, digest FROM events WHERE (source, id) IN (VALUES {marks})",
+                f"SELECT e.source, e.id, e.digest FROM (VALUES {marks}) AS k"
+                " JOIN events AS e ON e.source = k.column1 AND e.id = k.column2",
                 flat,
             )
             for source, id_, digest in cursor.fetchall():
