@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import httpx
@@ -34,6 +36,30 @@ def test_add_assigns_the_id_immediately(client: Client, server: ScriptedServer) 
         assert len(other_id) == 36
         assert server.requests == []
     assert server.event_ids() == [["mine", other_id]]
+
+
+def test_buffer_stamps_events_with_the_time_they_were_added(
+    client: Client, server: ScriptedServer
+) -> None:
+    before = datetime.now(UTC)
+    with EventBuffer(client, flush_interval=NEVER) as buffer:
+        buffer.add(type="t", subject="s")
+        buffer.add(type="t", subject="s", time="2025-01-01T00:00:00Z")
+    stamped, given = server.bodies()[0]
+    assert before <= datetime.fromisoformat(stamped["time"]) <= datetime.now(UTC)
+    assert given["time"] == "2025-01-01T00:00:00Z"
+
+
+def test_buffered_event_is_not_changed_by_later_changes_to_its_data(
+    client: Client, server: ScriptedServer
+) -> None:
+    data = {"tokens": Decimal("1.50"), "tags": ["a"]}
+    with EventBuffer(client, flush_interval=NEVER) as buffer:
+        buffer.add(type="t", subject="s", data=data)
+        data["tags"].append("b")
+        data["tokens"] = Decimal(2)
+    assert server.bodies()[0][0]["data"] == {"tokens": Decimal("1.50"), "tags": ["a"]}
+    assert b'"tokens":1.50' in server.requests[0].content
 
 
 def test_buffer_flushes_when_it_reaches_max_events(client: Client, server: ScriptedServer) -> None:

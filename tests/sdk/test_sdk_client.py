@@ -170,6 +170,21 @@ def test_send_events_rewrites_rejected_index_to_the_callers_list(
     }
 
 
+def test_send_events_rewrites_rejected_pointers_to_the_callers_list(
+    client: Client, server: ScriptedServer
+) -> None:
+    errors = [{"pointer": "/1/data/tokens", "detail": "not a number"}, {"pointer": "/10"}]
+    server.json(200, {"accepted": 2, "duplicates": 0, "rejected": []})
+    server.json(200, {"accepted": 0, "duplicates": 0, "rejected": [{"index": 1, "errors": errors}]})
+    result = client.send_events([{"type": "t", "subject": "s"} for _ in range(4)], batch_size=2)
+    [item] = result["rejected"]
+    assert item["index"] == 3
+    assert item["errors"] == [
+        {"pointer": "/3/data/tokens", "detail": "not a number"},
+        {"pointer": "/10"},
+    ]
+
+
 def test_send_events_reports_a_refused_chunk_when_another_was_accepted(
     client: Client, server: ScriptedServer
 ) -> None:

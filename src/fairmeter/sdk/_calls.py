@@ -182,6 +182,26 @@ def usage_rows(body: Any) -> list[dict[str, Any]]:
     return rows
 
 
+def _shift_pointer(error: Any, old: str, new: str) -> Any:
+    pointer = error.get("pointer") if isinstance(error, dict) else None
+    if not isinstance(pointer, str) or not (pointer == old or pointer.startswith(old + "/")):
+        return error
+    return {**error, "pointer": new + pointer[len(old) :]}
+
+
+def _shift(item: Mapping[str, Any], offset: int) -> dict[str, Any]:
+    """A rejected item re-addressed from its chunk to the caller's whole list."""
+    index = item.get("index")
+    if not offset or not isinstance(index, int):
+        return dict(item)
+    old, new = f"/{index}", f"/{index + offset}"
+    errors = item.get("errors")
+    shifted = {**item, "index": index + offset}
+    if isinstance(errors, list):
+        shifted["errors"] = [_shift_pointer(error, old, new) for error in errors]
+    return shifted
+
+
 class BatchResult:
     """Sums the answers of a chunked send as if it had been a single request."""
 
@@ -196,11 +216,7 @@ class BatchResult:
         self._chunks += 1
         self.accepted += int(body.get("accepted", 0))
         self.duplicates += int(body.get("duplicates", 0))
-        for item in body.get("rejected") or []:
-            item = dict(item)
-            if isinstance(item.get("index"), int):
-                item["index"] += offset  # the caller knows its own list, not our chunks
-            self.rejected.append(item)
+        self.rejected.extend(_shift(item, offset) for item in body.get("rejected") or [])
 
     def add_failure(self, offset: int, error: ValidationError) -> None:
         """A chunk the server refused whole (422 invalid_events)."""

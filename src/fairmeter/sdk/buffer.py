@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 
@@ -145,9 +146,14 @@ class _BufferCore:
 
 
 def _event_body(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A frozen wire copy of the event, stamped with the time it was added."""
+    fields = {"time": datetime.now(UTC), **fields}  # not the time of some later flush
     body = build_event(**fields).to_cloudevent()
-    _json.dumps(body)  # an unencodable event must fail in add(), not poison every later flush
-    return body
+    # Encoding now fails an unencodable event here, not in every later flush, and the
+    # decoded copy cannot be changed by the caller: a resend must carry the same content,
+    # or the server refuses the id as a conflict.
+    snapshot: dict[str, Any] = _json.loads(_json.dumps(body))
+    return snapshot
 
 
 class EventBuffer(_BufferCore):

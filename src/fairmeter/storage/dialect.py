@@ -101,7 +101,9 @@ def insert_events(conn: Connection, rows: list[EventRow]) -> set[tuple[str, str]
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     try:
         if conn.dialect.name == "postgresql":
-            columns = list(zip(*rows, strict=True))
+            # Identity order: concurrent batches that overlap then wait on each other's rows
+            # in the same order instead of deadlocking.
+            columns = list(zip(*sorted(rows), strict=True))
             cursor.execute(
                 f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT * FROM unnest("
                 "%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::bigint[],"
