@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Body, Depends, Query, Response
 
 from fairmeter.api import render
 from fairmeter.api.deps import admin, runtime
-from fairmeter.domain.errors import FieldError, InvalidInput
 from fairmeter.domain.meters import parse_meter
-from fairmeter.domain.windows import Span, Window
+from fairmeter.domain.windows import Window
 from fairmeter.services import catalog
 from fairmeter.services.runtime import Runtime
-from fairmeter.services.usage import UsageQuery, query_usage
+from fairmeter.services.usage import query_usage
+from fairmeter.services.usage_request import usage_query
 
 router = APIRouter(tags=["meters"], dependencies=[Depends(admin)])
 
@@ -72,52 +70,11 @@ def usage(
     group_by: str | None = Query(None, description="comma-separated group names"),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, object]:
-    zone = _zone(timezone, customer, rt)
-    now = rt.clock.now()
-    start = _instant(from_, "/from") if from_ else _month_start(now, zone)
-    end = _instant(to, "/to") if to else now
-    if not start < end:
-        raise InvalidInput(
-            "'from' must be before 'to'", errors=(FieldError("/from", "must be before 'to'"),)
-        )
-    names = tuple(n.strip() for n in group_by.split(",") if n.strip()) if group_by else ()
-    query = UsageQuery(key, customer, Span(start, end), window, zone, names)
+    query = usage_query(rt, key, customer, from_, to, window, timezone, group_by)
     rows = query_usage(rt.db, query)
     return {
         "data": [render.usage_row(r) for r in rows],
         "meter": key,
         "window": window.value,
-        "timezone": zone.key,
+        "timezone": query.zone.key,
     }
-
-
-def _zone(name: str | None, customer: str | None, rt: Runtime) -> ZoneInfo:
-    if name is None:
-        if customer is None:
-            return ZoneInfo("UTC")
-        return catalog.get_customer(rt.db, customer).zone
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput(
-            f"{name!r} is not a time zone",
-            errors=(FieldError("/timezone", "must be an IANA time zone such as Europe/Madrid"),),
-        ) from None
-
-
-def _instant(text: str, pointer: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise InvalidInput(
-            f"{text!r} is not an RFC 3339 timestamp with an offset",
-            errors=(FieldError(pointer, "must be like 2026-11-01T00:00:00Z"),),
-        )
-    return moment.astimezone(UTC)
-
-
-def _month_start(now: datetime, zone: ZoneInfo) -> datetime:
-    local = now.astimezone(zone)
-    return datetime(local.year, local.month, 1, tzinfo=zone).astimezone(UTC)

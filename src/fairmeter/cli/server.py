@@ -1,0 +1,64 @@
+"""`fairmeter serve` and `fairmeter migrate`."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+import typer
+
+import fairmeter
+from fairmeter.cli.console import echo, mask_url, note, session
+from fairmeter.config import Settings
+from fairmeter.services.runtime import Runtime
+from fairmeter.storage.migrate import is_current
+
+FACTORY = "fairmeter.wiring:create_app_from_env"
+
+
+def serve(
+    host: str | None = typer.Option(None, "--host", help="Default: FAIRMETER_HOST or 127.0.0.1."),
+    port: int | None = typer.Option(None, "--port", help="Default: FAIRMETER_PORT or 8000."),
+    reload: bool = typer.Option(False, "--reload", help="Restart when the code changes."),
+) -> None:
+    """Apply migrations, then serve the HTTP API (docs at /docs)."""
+    settings = Settings.from_env()
+    settings = replace(settings, host=host or settings.host, port=port or settings.port)
+    with session(settings) as rt:
+        note(f"Database {mask_url(settings.database_url)} is up to date.")
+        if reload:
+            import uvicorn
+
+            # The reloader re-imports the app in a child process: it needs an import string.
+            rt.close()
+            uvicorn.run(
+                FACTORY,
+                factory=True,
+                host=settings.host,
+                port=settings.port,
+                reload=True,
+                reload_dirs=[str(Path(fairmeter.__file__).parent)],
+            )
+        else:
+            run(rt, settings.host, settings.port)
+
+
+def run(rt: Runtime, host: str, port: int) -> None:
+    # Imported here: FastAPI and uvicorn would slow the start of every other command.
+    import uvicorn
+
+    from fairmeter.api.app import create_app
+
+    note(f"Serving on http://{host}:{port} (API docs at http://{host}:{port}/docs); Ctrl+C stops.")
+    uvicorn.run(create_app(rt), host=host, port=port)
+
+
+def migrate() -> None:
+    """Apply every pending database migration (safe to run again)."""
+    settings = Settings.from_env()
+    with session(settings) as rt:
+        current = is_current(rt.db.engine)
+    state = "up to date" if current else "NOT up to date"
+    echo(f"Database {mask_url(settings.database_url)} is {state}.")
+    if not current:
+        raise typer.Exit(1)
