@@ -14,13 +14,14 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import psycopg
+from rich.console import Console
 
 from fairmeter.config import Settings
 from fairmeter.domain.customers import Customer
@@ -86,6 +87,11 @@ def prepare(url: str, clock: Clock, customers: Sequence[str]) -> tuple[Runtime, 
     ingest = create_key(rt.db, clock, Scope.INGEST, "bench ingest")
     admin = create_key(rt.db, clock, Scope.ADMIN, "bench admin")
     return rt, ingest, admin
+
+
+def make_console() -> Console:
+    """Wide enough for the result tables when the output goes to a file or a pipe."""
+    return Console() if sys.stdout.isatty() else Console(width=120)
 
 
 def free_port() -> int:
@@ -158,6 +164,8 @@ def machine() -> dict[str, object]:
     """What the figures were measured on, and how busy it was."""
     load = os.getloadavg()
     return {
+        "commit": _git("rev-parse", "--short", "HEAD"),
+        "uncommitted_src_changes": bool(_git("status", "--porcelain", "--", "src")),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
@@ -165,12 +173,31 @@ def machine() -> dict[str, object]:
     }
 
 
-def write_results(kind: str, payload: dict[str, object]) -> Path:
+def _git(*args: str) -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return done.stdout.strip()
+
+
+def write_results(kind: str, payload: Mapping[str, object]) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     path = RESULTS_DIR / f"{kind}-{stamp}.json"
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     return path
+
+
+def profile(function: Callable[[], object], repeat: int = 1) -> str:
+    """A pyinstrument profile of `function` (.venv/bin/pip install pyinstrument first)."""
+    from pyinstrument import Profiler
+
+    with Profiler(interval=0.0002) as profiler:
+        for _ in range(repeat):
+            function()
+    return str(profiler.output_text(unicode=True, color=False))
 
 
 def rate(count: int, seconds: float) -> float:

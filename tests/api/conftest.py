@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 BATCH = "application/cloudevents-batch+json"
 SINGLE = "application/cloudevents+json"
@@ -34,6 +35,12 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
 @pytest.fixture
 def problem() -> Callable[[httpx.Response, int, str], dict[str, Any]]:
     return assert_problem
+
+
+@pytest.fixture
+def anonymous(api: TestClient) -> TestClient:
+    """The same app, reached without an API key."""
+    return TestClient(api.app)
 
 
 @pytest.fixture

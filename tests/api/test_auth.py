@@ -20,16 +20,11 @@ ADMIN_ONLY = [
 ]
 
 
-def _without_key(api: httpx.Client, method: str, path: str, **kwargs: object) -> httpx.Response:
-    headers = {k: v for k, v in api.headers.items() if k.lower() != "authorization"}
-    return api.request(method, path, headers=headers, **kwargs)  # type: ignore[arg-type]
-
-
 @pytest.mark.parametrize(("method", "path"), [*ADMIN_ONLY, ("POST", "/v1/events")])
 def test_a_call_without_a_key_is_unauthorized_with_a_bearer_challenge(
-    api: httpx.Client, problem, method: str, path: str
+    anonymous: httpx.Client, problem, method: str, path: str
 ) -> None:
-    response = _without_key(api, method, path, json={})
+    response = anonymous.request(method, path, json={})
     problem(response, 401, "unauthorized")
     assert response.headers["www-authenticate"] == "Bearer"
 
@@ -60,9 +55,7 @@ def test_a_well_formed_but_unknown_key_is_unauthorized(api: httpx.Client, proble
 def test_an_ingest_key_is_forbidden_outside_event_ingest(
     api: httpx.Client, ingest_key: str, problem, method: str, path: str
 ) -> None:
-    response = api.request(
-        method, path, json={}, headers={"Authorization": f"Bearer {ingest_key}"}
-    )
+    response = api.request(method, path, json={}, headers={"Authorization": f"Bearer {ingest_key}"})
     problem(response, 403, "forbidden")
 
 
@@ -81,11 +74,11 @@ def test_an_admin_key_may_record_events(api: httpx.Client, new_event) -> None:
 
 
 def test_a_request_without_a_key_records_nothing(
-    api: httpx.Client, new_event, new_meter, new_customer
+    api: httpx.Client, anonymous: httpx.Client, new_event, new_meter, new_customer
 ) -> None:
     new_meter("calls")
     new_customer("acme")
-    rejected = _without_key(api, "POST", "/v1/events", json=new_event("e1"))
+    rejected = anonymous.post("/v1/events", json=new_event("e1"))
     assert rejected.status_code == 401
     usage = api.get("/v1/meters/calls/usage", params={"customer": "acme"}).json()
     assert [row["value"] for row in usage["data"]] == ["0"]

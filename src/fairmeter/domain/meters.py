@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 from decimal import Decimal
 from enum import StrEnum
 from functools import cached_property
+from typing import Any
 
 from fairmeter.domain.errors import Problems
 from fairmeter.domain.numbers import NotAnExactQuantity, to_quantity
