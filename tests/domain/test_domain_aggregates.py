@@ -96,11 +96,6 @@ def test_an_empty_partial_counts_zero_and_has_no_maximum_or_latest(
         assert value == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="aggregates.py Partial.add/merge add with the default 28-digit Decimal context; "
-    "a storable quantity of 37 significant digits is rounded when summed",
-)
 def test_a_sum_of_storable_quantities_is_exact() -> None:
     big = Decimal("1234567890123456789012345.123456789012")
     assert aggregate([(big, 0)]).value(Aggregation.SUM) == big

@@ -155,11 +155,6 @@ def test_hour_windows_follow_half_and_quarter_hour_offsets() -> None:
     assert [w.start.minute for w in kathmandu[1:]] == [15, 15, 15]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="windows.py _hour_boundaries keeps only UTC quarter-hours whose local minute is 0; "
-    "after Lord Howe's 02:00->02:30 jump local hour 02 starts at 02:30 and gets no window",
-)
 def test_every_local_hour_that_exists_gets_its_own_window_on_lord_howe() -> None:
     zone = ZoneInfo("Australia/Lord_Howe")
     start = datetime(2026, 10, 4, tzinfo=zone)

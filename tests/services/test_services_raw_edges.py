@@ -71,28 +71,18 @@ def test_aligned_queries_keep_every_digit(acme: Runtime) -> None:
     assert _usage(acme, ALIGNED_END) == [({}, PRECISE + Decimal("0.000000000001"))]
 
 
-XFAIL_FLOATS = pytest.mark.xfail(
-    strict=True,
-    reason="services/usage.py _add_raw_edges and services/catalog.py create_meter read stored "
-    "event JSON with json.loads(), which turns decimals into floats",
-)
-
-
-@XFAIL_FLOATS
 def test_a_split_bucket_keeps_every_digit_of_a_sum(acme: Runtime) -> None:
     _meter(acme, "sum", value_property="$.v")
     _send(acme, [PRECISE])
     assert _usage(acme, SPLIT_END) == _usage(acme, ALIGNED_END) == [({}, PRECISE)]
 
 
-@XFAIL_FLOATS
 def test_a_split_bucket_counts_decimal_unique_values(acme: Runtime) -> None:
     _meter(acme, "unique_count", value_property="$.v")
     _send(acme, [Decimal("1.5"), Decimal("2.5"), Decimal("1.50")])
     assert _usage(acme, SPLIT_END) == _usage(acme, ALIGNED_END) == [({}, Decimal(2))]
 
 
-@XFAIL_FLOATS
 def test_a_split_bucket_spells_a_decimal_group_value_as_rollups_do(acme: Runtime) -> None:
     _meter(acme, "count", group_by={"size": "$.v"})
     _send(acme, [Decimal("100.0")])
@@ -101,7 +91,6 @@ def test_a_split_bucket_spells_a_decimal_group_value_as_rollups_do(acme: Runtime
     assert _usage(acme, SPLIT_END, ("size",)) == by_rollup
 
 
-@XFAIL_FLOATS
 def test_a_meter_created_later_backfills_decimal_values_exactly(acme: Runtime) -> None:
     _send(acme, [PRECISE, Decimal("2.5")])
     assert _meter(acme, "unique_count", value_property="$.v") == 2

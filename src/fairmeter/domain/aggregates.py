@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from fairmeter.domain.meters import Aggregation
+from fairmeter.domain.numbers import EXACT
 
 
 @dataclass
@@ -25,7 +26,7 @@ class Partial:
         if isinstance(value, str):
             self.distinct.add(value)
             return
-        self.total += value
+        self.total = EXACT.add(self.total, value)
         if self.maximum is None or value > self.maximum:
             self.maximum = value
         if _is_later(time_us, value, self.latest_us, self.latest):
@@ -33,7 +34,7 @@ class Partial:
 
     def merge(self, other: Partial) -> None:
         self.count += other.count
-        self.total += other.total
+        self.total = EXACT.add(self.total, other.total)
         if other.maximum is not None and (self.maximum is None or other.maximum > self.maximum):
             self.maximum = other.maximum
         if (

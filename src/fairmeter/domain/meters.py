@@ -11,7 +11,7 @@ from functools import cached_property
 from typing import Any
 
 from fairmeter.domain.errors import Problems
-from fairmeter.domain.numbers import NotAnExactQuantity, to_quantity
+from fairmeter.domain.numbers import EXACT, NotAnExactQuantity, to_quantity
 
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 _SEGMENT = r"[A-Za-z_][A-Za-z0-9_-]*"
@@ -75,7 +75,13 @@ class Meter:
     group_by: tuple[tuple[str, JsonPath], ...]
     unit: str
     id: int = 0
-    archived: bool = False
+    archived_us: int | None = None
+    # Events stored after archiving (sequence above this) are not counted.
+    archived_seq: int | None = None
+
+    @property
+    def archived(self) -> bool:
+        return self.archived_us is not None
 
     def __post_init__(self) -> None:
         if self.aggregation.needs_value and self.value_property is None:
@@ -111,7 +117,7 @@ def distinct_key(raw: object) -> str:
     if isinstance(raw, bool):
         return "true" if raw else "false"
     if isinstance(raw, (int, Decimal)):
-        return "n:" + format(Decimal(raw).normalize(), "f")
+        return "n:" + format(Decimal(raw).normalize(EXACT), "f")
     if isinstance(raw, str):
         return "s:" + raw
     raise EventNotMetered("a unique_count value must be a string, number or boolean")
@@ -123,7 +129,7 @@ def _group_value(raw: object) -> str | None:
     if isinstance(raw, bool):
         return "true" if raw else "false"
     if isinstance(raw, Decimal):
-        return format(raw.normalize(), "f")
+        return format(raw.normalize(EXACT), "f")
     return str(raw)
 
 

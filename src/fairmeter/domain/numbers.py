@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, Inexact, InvalidOperation
 
 # Quantities are stored as NUMERIC(38, 12) on PostgreSQL and as decimal text on SQLite;
 # a value outside these bounds could not come back exactly, so it is refused at the edge.
 MAX_FRACTION_DIGITS = 12
 MAX_INTEGER_DIGITS = 26
+
+# Arithmetic on quantities never rounds: 80 digits hold any sum of accepted values, and
+# Inexact is trapped so that a rounding would raise instead of silently losing a unit.
+EXACT = Context(prec=80, traps=[Inexact, InvalidOperation])
 
 
 class NotAnExactQuantity(ValueError):
@@ -41,7 +45,7 @@ def _checked(value: Decimal) -> Decimal:
     assert isinstance(exponent, int)
     fraction = max(0, -exponent)
     if fraction > MAX_FRACTION_DIGITS:
-        normalized = value.normalize()
+        normalized = value.normalize(EXACT)
         exp = normalized.as_tuple().exponent
         assert isinstance(exp, int)
         if -exp > MAX_FRACTION_DIGITS:
@@ -58,5 +62,5 @@ def format_quantity(value: Decimal) -> str:
     """Plain notation without exponent or trailing zeros: Decimal('1E+3') -> '1000'."""
     if value == 0:
         return "0"
-    text = format(value.normalize(), "f")
+    text = format(value.normalize(EXACT), "f")
     return text

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from decimal import Decimal
 
 from fairmeter.domain.customers import Customer
 from fairmeter.domain.errors import FieldError, InUse, NotFound
@@ -59,7 +60,9 @@ def create_meter(db: Database, clock: Clock, meter: Meter) -> tuple[Meter, int]:
         counted = 0
         for subject, time_us, data_json in usage.all_raw_events(created.event_type):
             try:
-                batch.add_event(created, subject, time_us, json.loads(data_json))
+                batch.add_event(
+                    created, subject, time_us, json.loads(data_json, parse_float=Decimal)
+                )
             except EventNotMetered:
                 continue
             counted += 1

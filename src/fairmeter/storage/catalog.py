@@ -142,7 +142,10 @@ class Meters:
         self.conn.execute(
             update(meters)
             .where(meters.c.key == key, meters.c.archived_us.is_(None))
-            .values(archived_us=now_us)
+            .values(
+                archived_us=now_us,
+                archived_seq=select(func.coalesce(func.max(events.c.seq), 0)).scalar_subquery(),
+            )
         )
 
     def delete(self, key: str) -> None:
@@ -166,7 +169,8 @@ def _meter(row: RowMapping) -> Meter:
         group_by=tuple(sorted((n, JsonPath(p)) for n, p in groups.items())),
         unit=row["unit"],
         id=row["id"],
-        archived=row["archived_us"] is not None,
+        archived_us=row["archived_us"],
+        archived_seq=row["archived_seq"],
     )
 
 

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import Connection
 
+from fairmeter.domain.numbers import EXACT
+
 
 def install_sqlite_hooks(engine: Engine) -> None:
     """WAL with synchronous=FULL: an acknowledged event survives a crash or power loss.
@@ -38,7 +40,7 @@ def install_sqlite_hooks(engine: Engine) -> None:
 def _dec_add(a: str | None, b: str | None) -> str | None:
     if a is None or b is None:
         return a if b is None else b
-    return str(Decimal(a) + Decimal(b))
+    return str(EXACT.add(Decimal(a), Decimal(b)))
 
 
 def _dec_max(a: str | None, b: str | None) -> str | None:

@@ -74,6 +74,8 @@ meters = Table(
     Column("unit", String(64), nullable=False),
     Column("created_us", BigInteger, nullable=False),
     Column("archived_us", BigInteger),
+    # The last event (by seq) stored before archiving: later ones are not counted.
+    Column("archived_seq", BigInteger),
 )
 
 # Rows are appended in arrival order (seq); (source, id) is the identity that dedupes.

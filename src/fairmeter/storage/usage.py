@@ -85,7 +85,12 @@ class Usage:
         return [(row[0], row[1], row[2], row[3]) for row in self.conn.execute(query)]
 
     def raw_events(
-        self, event_type: str, subject: str | None, start_us: int, end_us: int
+        self,
+        event_type: str,
+        subject: str | None,
+        start_us: int,
+        end_us: int,
+        up_to_seq: int | None = None,
     ) -> Iterator[tuple[str, int, str]]:
         """(subject, time_us, data JSON) of stored events, streamed in batches."""
         e = events.c
@@ -94,6 +99,8 @@ class Usage:
         )
         if subject is not None:
             query = query.where(e.subject == subject)
+        if up_to_seq is not None:
+            query = query.where(e.seq <= up_to_seq)
         result = self.conn.execution_options(yield_per=5000).execute(query)
         for row in result:
             yield row[0], row[1], row[2]

@@ -51,6 +51,7 @@ def upgrade() -> None:
         sa.Column("unit", sa.String(64), nullable=False),
         sa.Column("created_us", sa.BigInteger, nullable=False),
         sa.Column("archived_us", sa.BigInteger),
+        sa.Column("archived_seq", sa.BigInteger),
     )
     op.create_table(
         "events",
