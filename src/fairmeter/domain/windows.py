@@ -86,15 +86,38 @@ def _boundaries(span: Span, window: Window, zone: ZoneInfo) -> Iterator[datetime
 
 
 def _hour_boundaries(span: Span, zone: ZoneInfo) -> Iterator[datetime]:
-    # Walk UTC quarter-hours and keep those that are whole hours on the local clock:
-    # correct across DST changes and for zones offset by 30 or 45 minutes.
+    # Walk UTC quarter-hours and keep those that are whole hours on the local clock, and
+    # the instants the offset changes (Lord Howe moves its clock by 30 minutes): correct
+    # across DST changes and for zones offset by 30 or 45 minutes.
     step = timedelta(minutes=15)
     moment = from_us(bucket_of(span.start_us))
+    previous = (moment - step).astimezone(zone).utcoffset()
     while moment < span.end:
-        if moment.astimezone(zone).minute == 0 and moment.second == 0:
+        local = moment.astimezone(zone)
+        offset = local.utcoffset()
+        if local.minute == 0 or offset != previous:
             yield moment
+        previous = offset
         moment += step
 
 
 def _next_month(day: date) -> date:
     return date(day.year + day.month // 12, day.month % 12 + 1, 1)
+
+
+# How short each window can be: an hour, a day that loses an hour to summer time, February.
+# Dividing a span by them bounds its count from above (bar a 30-minute offset change).
+_SHORTEST = {
+    Window.HOUR: timedelta(hours=1),
+    Window.DAY: timedelta(hours=23),
+    Window.MONTH: timedelta(days=28),
+}
+
+
+def estimate_windows(span: Span, window: Window) -> int:
+    """At most how many windows `tile` gives, counting a partial one at each edge: cheap
+    enough to refuse a range of millions of windows before building any."""
+    shortest = _SHORTEST.get(window)
+    if shortest is None:
+        return 1
+    return -(-(span.end - span.start) // shortest) + 2

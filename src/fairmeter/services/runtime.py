@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from fairmeter.domain.events import IngestPolicy
 from fairmeter.services.clock import Clock, SystemClock
+from fairmeter.services.ingest_queue import GroupCommitter
 from fairmeter.storage.database import Database
 
 
@@ -15,5 +17,12 @@ class Runtime:
     clock: Clock = field(default_factory=SystemClock)
     policy: IngestPolicy = field(default_factory=IngestPolicy)
 
+    @cached_property
+    def ingest(self) -> GroupCommitter:
+        """Where the API sends events: concurrent requests share commits."""
+        return GroupCommitter(self.db, max_events=max(self.policy.max_batch_events, 20_000))
+
     def close(self) -> None:
+        if "ingest" in self.__dict__:
+            self.ingest.close()
         self.db.dispose()

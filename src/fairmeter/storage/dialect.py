@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy import Engine, event
 from sqlalchemy.engine import Connection
 
 from fairmeter.domain.numbers import EXACT
+from fairmeter.storage import postgres
 
 
 def install_sqlite_hooks(engine: Engine) -> None:
@@ -27,6 +29,9 @@ def install_sqlite_hooks(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=60000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA cache_size=-65536")
+        # Checkpoint every ~40 MB of WAL rather than 4 MB: index pages that random ids
+        # scatter are then copied to the database once per many commits, not every time.
+        cursor.execute("PRAGMA wal_autocheckpoint=10000")
         cursor.close()
         dbapi_conn.create_function("dec_add", 2, _dec_add, deterministic=True)
         dbapi_conn.create_function("dec_max", 2, _dec_max, deterministic=True)
@@ -49,47 +54,32 @@ def _dec_max(a: str | None, b: str | None) -> str | None:
     return a if Decimal(a) >= Decimal(b) else b
 
 
-_ROLLUP_UPSERT = """
+# SQLite has no exact decimal type: totals are decimal text added by dec_add/dec_max.
+_SQLITE_ROLLUPS = """
 INSERT INTO usage_rollups AS r
   (meter_id, subject, bucket_us, group_key, count, total, maximum, latest_us, latest)
-VALUES ({params})
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (meter_id, subject, bucket_us, group_key) DO UPDATE SET
   count = r.count + excluded.count,
-  total = {add},
-  maximum = {greatest}(r.maximum, excluded.maximum),
+  total = dec_add(r.total, excluded.total),
+  maximum = dec_max(r.maximum, excluded.maximum),
   latest = CASE WHEN r.latest_us IS NULL OR excluded.latest_us > r.latest_us THEN excluded.latest
-                WHEN excluded.latest_us = r.latest_us THEN {greatest}(r.latest, excluded.latest)
+                WHEN excluded.latest_us = r.latest_us THEN dec_max(r.latest, excluded.latest)
                 ELSE r.latest END,
   latest_us = CASE WHEN r.latest_us IS NULL OR excluded.latest_us > r.latest_us
                 THEN excluded.latest_us ELSE r.latest_us END
 """
-
+_SQLITE_DISTINCT = (
+    "INSERT INTO usage_distinct (meter_id, subject, bucket_us, group_key, value) "
+    "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+)
 _EVENT_COLUMNS = "source, id, type, subject, time_us, received_us, data, digest"
 
-
-def rollup_upsert_sql(dialect: str) -> str:
-    if dialect == "postgresql":
-        return _ROLLUP_UPSERT.format(
-            params="%s, %s, %s, %s, %s, %s::numeric, %s::numeric, %s, %s::numeric",
-            add="r.total + excluded.total",
-            greatest="GREATEST",
-        )
-    return _ROLLUP_UPSERT.format(
-        params="?, ?, ?, ?, ?, ?, ?, ?, ?",
-        add="dec_add(r.total, excluded.total)",
-        greatest="dec_max",
-    )
-
-
-def distinct_insert_sql(dialect: str) -> str:
-    marks = "%s, %s, %s, %s, %s" if dialect == "postgresql" else "?, ?, ?, ?, ?"
-    return (
-        "INSERT INTO usage_distinct (meter_id, subject, bucket_us, group_key, value) "
-        f"VALUES ({marks}) ON CONFLICT DO NOTHING"
-    )
-
-
 EventRow = tuple[str, str, str, str, int, int, str, bytes]
+
+
+def _cursor(conn: Connection) -> Any:
+    return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
 
 
 def insert_events(conn: Connection, rows: list[EventRow]) -> set[tuple[str, str]]:
@@ -97,24 +87,13 @@ def insert_events(conn: Connection, rows: list[EventRow]) -> set[tuple[str, str]
 
     On SQLite the writer holds the database lock since BEGIN IMMEDIATE, so every row the
     caller found new is written. PostgreSQL writers run concurrently: ON CONFLICT decides
-    and RETURNING tells which rows this transaction won."""
+    which transaction stores an event (see postgres.py)."""
     if not rows:
         return set()
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor = _cursor(conn)
     try:
         if conn.dialect.name == "postgresql":
-            # Identity order: concurrent batches that overlap then wait on each other's rows
-            # in the same order instead of deadlocking.
-            columns = list(zip(*sorted(rows), strict=True))
-            cursor.execute(
-                f"INSERT INTO events ({_EVENT_COLUMNS}) SELECT * FROM unnest("
-                "%b::text[], %b::text[], %b::text[], %b::text[], %b::bigint[], %b::bigint[],"
-                " %b::text[], %b::bytea[]) ON CONFLICT (source, id) DO NOTHING"
-                " RETURNING source, id",
-                # %b: binary arrays skip psycopg's per-element text quoting (most of the cost).
-                [list(c) for c in columns],
-            )
-            return {(s, i) for s, i in cursor.fetchall()}
+            return postgres.insert_events(conn.connection, cursor, rows)
         cursor.executemany(
             f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
         )
@@ -125,19 +104,11 @@ def insert_events(conn: Connection, rows: list[EventRow]) -> set[tuple[str, str]
 
 def find_identities(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
     """The digests of the events already stored under these identities."""
-    found: dict[tuple[str, str], bytes] = {}
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor = _cursor(conn)
     try:
         if conn.dialect.name == "postgresql":
-            sources, ids = zip(*keys, strict=True) if keys else ((), ())
-            cursor.execute(
-                "SELECT e.source, e.id, e.digest FROM events e JOIN unnest(%b::text[], %b::text[])"
-                " AS k(source, id) ON e.source = k.source AND e.id = k.id",
-                [list(sources), list(ids)],
-            )
-            for source, id_, digest in cursor.fetchall():
-                found[(source, id_)] = bytes(digest)
-            return found
+            return postgres.find_identities(cursor, keys)
+        found: dict[tuple[str, str], bytes] = {}
         for start in range(0, len(keys), 4000):
             chunk = keys[start : start + 4000]
             marks = ",".join(["(?,?)"] * len(chunk))
@@ -155,11 +126,27 @@ def find_identities(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple
         cursor.close()
 
 
-def execute_many(conn: Connection, sql: str, rows: list[tuple[object, ...]]) -> None:
+def upsert_rollups(conn: Connection, rows: list[tuple[object, ...]]) -> None:
+    _write_many(conn, rows, postgres.upsert_rollups, _SQLITE_ROLLUPS)
+
+
+def insert_distinct(conn: Connection, rows: list[tuple[object, ...]]) -> None:
+    _write_many(conn, rows, postgres.insert_distinct, _SQLITE_DISTINCT)
+
+
+def _write_many(
+    conn: Connection,
+    rows: list[tuple[object, ...]],
+    postgres_way: Callable[[Any, list[tuple[object, ...]]], None],
+    sqlite_sql: str,
+) -> None:
     if not rows:
         return
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor = _cursor(conn)
     try:
-        cursor.executemany(sql, rows)
+        if conn.dialect.name == "postgresql":
+            postgres_way(cursor, rows)
+        else:
+            cursor.executemany(sqlite_sql, rows)
     finally:
         cursor.close()

@@ -43,18 +43,10 @@ class Usage:
 
     def add_rollups(self, rows: list[RollupRow]) -> None:
         # Sorted so that concurrent PostgreSQL writers lock rollup rows in one order.
-        dialect.execute_many(
-            self.conn,
-            dialect.rollup_upsert_sql(self.dialect),
-            sorted(rows),
-        )
+        dialect.upsert_rollups(self.conn, sorted(rows))
 
     def add_distinct(self, rows: list[DistinctRow]) -> None:
-        dialect.execute_many(
-            self.conn,
-            dialect.distinct_insert_sql(self.dialect),
-            sorted(rows),
-        )
+        dialect.insert_distinct(self.conn, sorted(rows))
 
     # --- reads --------------------------------------------------------------------------
     def rollups(

@@ -13,7 +13,7 @@ from fairmeter.domain.errors import MalformedBody, PayloadTooLarge, UnsupportedM
 from fairmeter.domain.events import IngestResult
 from fairmeter.domain.keys import Scope
 from fairmeter.domain.windows import to_us
-from fairmeter.services.ingest import record_events
+from fairmeter.services.ingest import IngestRequest
 from fairmeter.services.runtime import Runtime
 
 router = APIRouter(tags=["events"])
@@ -60,12 +60,12 @@ async def post_events(
 
     def work() -> IngestResult:
         if "ce-specversion" in request.headers and media not in SINGLE + BATCH:
-            parsed = codec.parse_binary(request.headers, body, now, rt.policy)
-            return record_events(rt.db, *parsed, received_us=to_us(now), batch=False)
+            items, rejected = codec.parse_binary(request.headers, body, now, rt.policy)
+            return rt.ingest.record(IngestRequest(items, rejected, to_us(now), batch=False))
         is_batch = _is_batch(media, body)
         parse = codec.parse_batch if is_batch else codec.parse_single
         items, rejected = parse(body, now, rt.policy)
-        return record_events(rt.db, items, rejected, received_us=to_us(now), batch=is_batch)
+        return rt.ingest.record(IngestRequest(items, rejected, to_us(now), batch=is_batch))
 
     result = await run_in_threadpool(work)
     return _render(result, request.url.path)

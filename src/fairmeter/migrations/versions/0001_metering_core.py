@@ -66,7 +66,7 @@ def upgrade() -> None:
         sa.Column("digest", sa.LargeBinary(16), nullable=False),
         sa.UniqueConstraint("source", "id", name="uq_events_identity"),
     )
-    op.create_index("ix_events_type_subject_time", "events", ["type", "subject", "time_us"])
+    op.create_index("ix_events_time", "events", ["time_us"])
     op.create_table(
         "usage_rollups",
         sa.Column("meter_id", sa.Integer, primary_key=True),
