@@ -122,14 +122,15 @@ def test_a_bad_key_is_rejected_naming_it(api: httpx.Client, problem, key: object
     assert "/key" in [e["pointer"] for e in body["errors"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="domain/customers.py _fields() defaults name to the key, so a bad key also blames "
-    "/name, a field the caller never sent",
-)
-def test_a_bad_key_blames_only_the_key(api: httpx.Client, problem) -> None:
-    body = problem(api.post("/v1/customers", json={"key": ""}), 422, "invalid_input")
+@pytest.mark.parametrize("key", [None, "", "has space", "x" * 257])
+def test_a_bad_key_blames_only_the_key(api: httpx.Client, problem, key: object) -> None:
+    body = problem(api.post("/v1/customers", json={"key": key}), 422, "invalid_input")
     assert [e["pointer"] for e in body["errors"]] == ["/key"]
+
+
+def test_a_bad_key_and_a_bad_name_sent_are_both_blamed(api: httpx.Client, problem) -> None:
+    body = problem(api.post("/v1/customers", json={"key": "", "name": ""}), 422, "invalid_input")
+    assert sorted(e["pointer"] for e in body["errors"]) == ["/key", "/name"]
 
 
 def test_every_bad_field_is_reported_at_once(api: httpx.Client, problem) -> None:

@@ -17,6 +17,7 @@ from fairmeter.domain.keys import Scope
 from fairmeter.services.clock import FixedClock
 from fairmeter.services.keys import create_key
 from fairmeter.services.runtime import Runtime
+from fairmeter.storage.database import Database
 from fairmeter.wiring import build
 
 MAX_BODY = 2000
@@ -43,7 +44,11 @@ def small_api(small_runtime: Runtime) -> Iterator[TestClient]:
 
 
 def _stored_count(rt: Runtime) -> int:
-    with rt.db.read() as conn:
+    return _count(rt.db)
+
+
+def _count(db: Database) -> int:
+    with db.read() as conn:
         return int(conn.execute(text("SELECT count(*) FROM events")).scalar_one())
 
 
@@ -147,27 +152,88 @@ def tolerant(api: TestClient) -> TestClient:
     return client
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/codec.py parse_single()/parse_batch() do not catch the RecursionError msgspec "
-    "raises on JSON nested ~1000 deep, so the request ends in 500 internal_error",
-)
-@pytest.mark.parametrize("batch", [False, True], ids=["single", "batch"])
+DEEP = b"[" * 1000 + b"]" * 1000
+BATCH = "application/cloudevents-batch+json"
+# How the body reaches the deep item: alone, in the fast batch path, in the per-item path
+# (an earlier neighbour fails typed decoding) or the lenient path (an earlier one has NaN).
+SHAPES = {
+    "single": (b"%s", "application/cloudevents+json"),
+    "batch": (b"[%s]", BATCH),
+    "batch-per-item": (b'[{"time":7},%s]', BATCH),
+    "batch-lenient": (b'[{"data":{"x":NaN}},%s]', BATCH),
+}
+
+
+@pytest.mark.parametrize(("shape", "content_type"), SHAPES.values(), ids=SHAPES.keys())
 def test_a_deeply_nested_body_is_a_client_error_not_a_crash(
-    tolerant: TestClient, new_event, batch: bool
+    tolerant: TestClient, new_event, problem, db: Database, shape: bytes, content_type: str
 ) -> None:
-    depth = 1000
-    nested = b"[" * depth + b"]" * depth
-    event = _raw(new_event("deep")).replace(b"}", b',"data":{"a":%s}}' % nested)
-    response = _post(tolerant, b"[" + event + b"]" if batch else event, "application/json")
-    assert 400 <= response.status_code < 500, response.text
-    assert response.headers["content-type"].startswith("application/problem+json")
+    event = _raw(new_event("deep")).replace(b"}", b',"data":{"a":%s}}' % DEEP)
+    body = problem(_post(tolerant, shape % event, content_type), 400, "malformed_body")
+    assert "nested too deeply" in body["detail"]
+    assert _count(db) == 0
+
+
+def test_a_deeply_nested_binary_mode_body_is_a_client_error(
+    tolerant: TestClient, problem, db: Database
+) -> None:
+    headers = {
+        "ce-specversion": "1.0",
+        "ce-id": "deep",
+        "ce-source": "tests",
+        "ce-type": "api.request",
+        "ce-subject": "acme",
+        "content-type": "application/json",
+    }
+    response = tolerant.post("/v1/events", content=b'{"a":%s}' % DEEP, headers=headers)
+    assert "nested too deeply" in problem(response, 400, "malformed_body")["detail"]
+    assert _count(db) == 0
 
 
 def test_a_nested_body_within_reason_is_accepted(post_events, new_event) -> None:
     nested = b"[" * 200 + b"]" * 200
     event = _raw(new_event("deep")).replace(b"}", b',"data":{"a":%s}}' % nested)
     assert post_events(event, "application/json").json()["accepted"] == 1
+
+
+@pytest.fixture
+def sqlite_admin(sqlite_url: str, clock: FixedClock) -> Iterator[TestClient]:
+    """An admin client on SQLite only: on PostgreSQL the failing usage query below also
+    leaks a server-side cursor (storage/usage.py raw_events), whose ResourceWarning at exit
+    would fail the whole session."""
+    rt = build(Settings(database_url=sqlite_url), clock=clock)
+    key = create_key(rt.db, rt.clock, Scope.ADMIN, "deep")
+    with TestClient(create_app(rt), raise_server_exceptions=False) as client:
+        client.headers["Authorization"] = f"Bearer {key}"
+        yield client
+    rt.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="data nested just under the recursion limit (about 987-991 levels in-process) is "
+    "accepted by api/codec.py, but services/usage.py _add_raw_edges json.loads(data_json) runs "
+    "on a deeper stack and raises RecursionError: usage over a window with that event at a "
+    "raw edge answers 500 for good. Needs an explicit nesting cap at ingest",
+)
+def test_the_deepest_data_ingest_accepts_can_still_be_metered(
+    sqlite_admin: TestClient, new_event
+) -> None:
+    meter = {"key": "calls", "event_type": "api.request", "aggregation": "count"}
+    assert sqlite_admin.post("/v1/meters", json=meter).status_code == 201
+    assert sqlite_admin.post("/v1/customers", json={"key": "acme"}).status_code == 201
+    accepted, refused = 200, 2000
+    while refused - accepted > 1:  # bisect for the deepest data ingest stores
+        depth = (accepted + refused) // 2
+        nested = b"[" * depth + b"]" * depth
+        event = _raw(new_event(f"d{depth}", time="2026-11-15T10:07:00Z"))
+        body = event.replace(b"}", b',"data":{"a":%s}}' % nested)
+        status = _post(sqlite_admin, body, "application/cloudevents+json").status_code
+        accepted, refused = (depth, refused) if status == 200 else (accepted, depth)
+    # 10:05-10:10 is off the 15-minute rollup grid: usage reads the stored data back.
+    edge = {"from": "2026-11-15T10:05:00Z", "to": "2026-11-15T10:10:00Z", "window": "none"}
+    response = sqlite_admin.get("/v1/meters/calls/usage", params=edge)
+    assert response.status_code == 200, response.text
 
 
 def _raw(event: dict[str, Any]) -> bytes:

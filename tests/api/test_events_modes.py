@@ -105,12 +105,6 @@ def test_binary_mode_data_must_be_json(api: httpx.Client, problem) -> None:
     problem(api.post("/v1/events", content=b"tokens=7", headers=headers), 400, "malformed_body")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/codec.py parse_binary() does not percent-decode ce-* header values (CloudEvents "
-    "HTTP binding 3.1.3.2), so id 'order 17' sent in binary mode is stored as 'order%2017' and "
-    "the same event resent in structured mode is counted twice",
-)
 def test_an_event_sent_in_binary_then_structured_mode_is_counted_once(
     api: httpx.Client, post_events, new_event
 ) -> None:
@@ -126,6 +120,63 @@ def test_an_event_sent_in_binary_then_structured_mode_is_counted_once(
     assert api.post("/v1/events", content=b'{"tokens": 3}', headers=headers).json() == OK
     again = post_events(new_event("order 17", data={"tokens": 3}), "application/cloudevents+json")
     assert again.json() == {"accepted": 0, "duplicates": 1, "rejected": []}
+
+
+BINARY = {
+    "ce-specversion": "1.0",
+    "ce-id": "bin-5",
+    "ce-source": "gateway",
+    "ce-type": "api.request",
+    "ce-subject": "acme",
+    "content-type": "application/json",
+}
+
+
+def test_binary_mode_header_values_are_percent_decoded_utf_8(
+    api: httpx.Client, db: Database
+) -> None:
+    headers = {**BINARY, "ce-id": "caf%C3%A9%20%22au%20lait%22%25", "ce-source": "%2Fgate%77ay"}
+    assert api.post("/v1/events", headers=headers).json() == OK
+    assert [row[:2] for row in _stored(db)] == [("/gateway", 'café "au lait"%')]
+
+
+def test_binary_mode_utf_8_sent_without_percent_encoding_is_read_as_utf_8(
+    api: httpx.Client, db: Database
+) -> None:
+    headers = {k.encode(): v.encode() for k, v in BINARY.items()}
+    headers[b"ce-subject"] = "café".encode()
+    assert api.post("/v1/events", headers=headers).json() == OK
+    assert [row[2] for row in _stored(db)] == ["café"]
+
+
+def test_a_binary_mode_time_is_read_as_rfc_3339_after_percent_decoding(
+    api: httpx.Client, db: Database
+) -> None:
+    headers = {**BINARY, "ce-time": "2026-11-15T11%3A30%3A00%2B01%3A00"}
+    assert api.post("/v1/events", headers=headers).json() == OK
+    with db.read() as conn:
+        time_us = conn.execute(text("SELECT time_us FROM events")).scalar_one()
+    assert time_us == to_us(datetime(2026, 11, 15, 10, 30, tzinfo=UTC))
+
+
+@pytest.mark.parametrize("time", ["2026-11-15", "15 Nov 2026 10:00:00 GMT", "2026-11-15T10:00"])
+def test_a_binary_mode_time_that_is_not_rfc_3339_is_rejected(
+    api: httpx.Client, problem, time: str
+) -> None:
+    response = api.post("/v1/events", headers={**BINARY, "ce-time": time})
+    rejected = problem(response, 422, "invalid_events")["rejected"]
+    assert [(r["id"], [e["pointer"] for e in r["errors"]]) for r in rejected] == [
+        ("bin-5", ["/time"])
+    ]
+
+
+def test_a_binary_mode_header_that_is_not_utf_8_is_rejected(api: httpx.Client, problem) -> None:
+    # %C0%A0 is an overlong encoding of a space, which the HTTP binding says to reject.
+    response = api.post("/v1/events", headers={**BINARY, "ce-subject": "a%C0%A0b"})
+    rejected = problem(response, 422, "invalid_events")["rejected"]
+    assert [(r["id"], [e["pointer"] for e in r["errors"]]) for r in rejected] == [
+        ("bin-5", ["/subject"])
+    ]
 
 
 def test_a_resent_event_is_a_duplicate_not_a_second_event(

@@ -129,14 +129,37 @@ def test_a_non_finite_number_rejects_only_its_own_item(
     assert [_pointers_and_codes(r) for r in body["rejected"]] == [[("/1/data/n/1", "non_finite")]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/codec.py: when an item fails typed decoding (bad time, NaN in data) the "
-    "rejection carries id null although the item has a valid string id",
-)
 def test_a_rejection_names_the_id_of_the_event_it_rejects(post_events, new_event) -> None:
     rejection = _rejection(post_events, new_event("x"), new_event("bad", time="2026-11-15"))
     assert rejection["id"] == "bad"
+
+
+def test_a_rejection_for_a_non_finite_number_names_the_event_id(post_events, new_event) -> None:
+    good = [_json(new_event(f"good-{i}")) for i in range(3)]
+    bad = _json(new_event("bad")).replace(b"}", b',"data":{"n":NaN}}')
+    body = post_events(b"[" + b",".join([*good, bad]) + b"]").json()
+    assert [(r["index"], r["id"]) for r in body["rejected"]] == [(3, "bad")]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"specversion":"1.0","id":"one","source":"s","type":"t","subject":"a","time":7}',
+        b'{"specversion":"1.0","id":"one","source":"s","type":"t","subject":"a","data":{"x":NaN}}',
+    ],
+    ids=["bad-time", "nan"],
+)
+def test_a_rejected_single_event_is_named_by_its_id(post_events, problem, raw: bytes) -> None:
+    body = problem(post_events(raw, "application/cloudevents+json"), 422, "invalid_events")
+    assert [r["id"] for r in body["rejected"]] == ["one"]
+
+
+@pytest.mark.parametrize("event_id", [None, 17, ["x"]], ids=["missing", "number", "array"])
+def test_a_rejection_has_no_id_when_the_event_has_no_string_id(
+    post_events, new_event, event_id: object
+) -> None:
+    bad = {**new_event("bad", time="2026-11-15"), "id": event_id}
+    assert _rejection(post_events, new_event("x"), bad)["id"] is None
 
 
 @pytest.fixture

@@ -25,11 +25,6 @@ def test_a_wrong_method_is_a_method_not_allowed_problem(
     problem(api.request(method, path), 405, "method_not_allowed")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/problems.py _http() drops StarletteHTTPException.headers, so the Allow header "
-    "that RFC 9110 requires on 405 is lost",
-)
 def test_a_method_not_allowed_problem_says_which_methods_are(api: httpx.Client) -> None:
     response = api.put("/v1/events")
     assert response.status_code == 405
@@ -47,21 +42,38 @@ def test_an_unknown_window_is_a_problem_naming_it(api: httpx.Client, problem) ->
     assert [e["pointer"] for e in body["errors"]] == ["/window"]
 
 
-def test_a_body_that_is_not_an_object_is_a_problem(api: httpx.Client, problem) -> None:
-    body = problem(api.post("/v1/customers", json=["acme"]), 422, "invalid_input")
-    assert body["errors"][0]["pointer"] == "/"
+BODY_ROUTES = [("POST", "/v1/customers"), ("POST", "/v1/meters"), ("PATCH", "/v1/customers/x")]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="unparseable JSON on /v1/customers and /v1/meters is 422 invalid_input with a byte "
-    "offset as pointer ('/1'), while /v1/events answers 400 malformed_body for the same fault",
-)
-@pytest.mark.parametrize("path", ["/v1/customers", "/v1/meters"])
-def test_unparseable_json_is_a_malformed_body_problem_everywhere(
-    api: httpx.Client, problem, path: str
+@pytest.mark.parametrize(("method", "path"), BODY_ROUTES)
+@pytest.mark.parametrize("body", [b"[1, 2]", b'"acme"', b"null"], ids=["array", "string", "null"])
+def test_a_body_that_is_not_an_object_is_a_problem(
+    api: httpx.Client, problem, method: str, path: str, body: bytes
 ) -> None:
-    response = api.post(path, content=b'{"key": ', headers={"content-type": "application/json"})
+    response = api.request(method, path, content=body, headers={"content-type": "application/json"})
+    errors = problem(response, 422, "invalid_input")["errors"]
+    assert [(e["pointer"], e["detail"]) for e in errors] == [
+        ("/", "the body must be a JSON object")
+    ]
+
+
+@pytest.mark.parametrize(("method", "path"), BODY_ROUTES)
+def test_unparseable_json_is_a_malformed_body_problem_everywhere(
+    api: httpx.Client, problem, method: str, path: str
+) -> None:
+    response = api.request(
+        method, path, content=b'{"key": ', headers={"content-type": "application/json"}
+    )
+    body = problem(response, 400, "malformed_body")
+    assert "not valid JSON" in body["detail"]
+    assert "errors" not in body
+
+
+def test_a_body_too_deeply_nested_to_parse_is_a_malformed_body_problem(
+    api: httpx.Client, problem
+) -> None:
+    deep = b'{"key": "acme", "metadata": {"a": %s}}' % (b"[" * 5000 + b"]" * 5000)
+    response = api.post("/v1/customers", content=deep, headers={"content-type": "application/json"})
     problem(response, 400, "malformed_body")
 
 

@@ -260,9 +260,19 @@ def test_a_bad_range_is_rejected_naming_the_parameter(
     assert [e["pointer"] for e in body["errors"]] == [pointer]
 
 
-def test_too_many_windows_are_refused(usage, problem) -> None:
-    years = {"from": "2020-01-01T00:00:00Z", "to": "2026-01-01T00:00:00Z", "window": "hour"}
-    body = problem(usage("calls", **years), 422, "invalid_input")
+@pytest.mark.parametrize(
+    ("start", "end", "window"),
+    [
+        ("2020-01-01", "2026-01-01", "hour"),
+        # Millions of windows: refused from the range's length, before any is built.
+        ("0001-01-02", "9999-01-01", "hour"),
+        ("0001-01-02", "9999-01-01", "day"),
+        ("0001-01-02", "9999-01-01", "month"),
+    ],
+)
+def test_too_many_windows_are_refused(usage, problem, start: str, end: str, window: str) -> None:
+    span = {"from": f"{start}T00:00:00Z", "to": f"{end}T00:00:00Z", "window": window}
+    body = problem(usage("calls", **span), 422, "invalid_input")
     assert [e["pointer"] for e in body["errors"]] == ["/window"]
 
 

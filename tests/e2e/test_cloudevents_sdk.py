@@ -64,11 +64,6 @@ def test_sdk_events_in_every_content_mode_are_metered_once(
     assert usage_of("calls", start, end) == "7"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="api/codec.py parse_binary() keeps ce-* header values percent-encoded; the SDK "
-    "encodes the id 'order 17' as 'order%2017', so the structured resend counts twice",
-)
 def test_an_sdk_event_with_a_space_in_its_id_is_the_same_event_in_both_modes(
     metered: httpx.Client, usage_of, last_hour: tuple[datetime, datetime]
 ) -> None:

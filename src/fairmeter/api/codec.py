@@ -5,12 +5,14 @@ does it fall back to per-item decoding, so one bad event never costs the good on
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple, ParamSpec
+from urllib.parse import unquote_to_bytes
 
 import msgspec
 
@@ -37,10 +39,23 @@ class CloudEventIn(msgspec.Struct):
     datacontenttype: str | None = None
 
 
+class _IdOnly(msgspec.Struct):
+    id: Any = None
+
+
+class _Refused(NamedTuple):
+    """An item that could not even be decoded, with its id when it has a readable one."""
+
+    event_id: str | None
+    error: FieldError
+
+
 _BATCH = msgspec.json.Decoder(list[CloudEventIn], float_hook=Decimal)
 _ONE = msgspec.json.Decoder(CloudEventIn, float_hook=Decimal)
+_ID = msgspec.json.Decoder(_IdOnly)
 _RAW_LIST = msgspec.json.Decoder(list[msgspec.Raw])
 _CANONICAL = msgspec.json.Encoder(decimal_format="number", order="sorted")
+_TOO_DEEP = "the body is nested too deeply to be read; keep event data to a few hundred levels"
 
 
 class _NonFinite:
@@ -49,11 +64,28 @@ class _NonFinite:
 
 
 Parsed = tuple[list[tuple[int, UsageEvent]], list[Rejection]]
+Item = CloudEventIn | _Refused
+_P = ParamSpec("_P")
 
 
+def _shallow(parse: Callable[_P, Parsed]) -> Callable[_P, Parsed]:
+    """Deep nesting exhausts the recursion limit in msgspec, json or our own walks, at
+    whichever step meets it first: one guard per request turns that into a client error."""
+
+    @functools.wraps(parse)
+    def guarded(*args: _P.args, **kwargs: _P.kwargs) -> Parsed:
+        try:
+            return parse(*args, **kwargs)
+        except RecursionError:
+            raise MalformedBody(_TOO_DEEP) from None
+
+    return guarded
+
+
+@_shallow
 def parse_batch(body: bytes, now: datetime, policy: IngestPolicy) -> Parsed:
     try:
-        items: list[CloudEventIn | FieldError] = list(_BATCH.decode(body))
+        items: list[Item] = list(_BATCH.decode(body))
     except msgspec.ValidationError:
         items = _decode_each(body)
     except msgspec.DecodeError:
@@ -67,11 +99,12 @@ def parse_batch(body: bytes, now: datetime, policy: IngestPolicy) -> Parsed:
     return _admit_all(items, now, policy, batch=True)
 
 
+@_shallow
 def parse_single(body: bytes, now: datetime, policy: IngestPolicy) -> Parsed:
     try:
-        item: CloudEventIn | FieldError = _ONE.decode(body)
+        item: Item = _ONE.decode(body)
     except msgspec.ValidationError as exc:
-        item = _field_error(exc, "")
+        item = _Refused(_id_in(body), _field_error(exc, ""))
     except msgspec.DecodeError:
         parsed = _lenient_json(body)
         if not isinstance(parsed, dict):
@@ -80,31 +113,65 @@ def parse_single(body: bytes, now: datetime, policy: IngestPolicy) -> Parsed:
     return _admit_all([item], now, policy, batch=False)
 
 
+@_shallow
 def parse_binary(
     headers: Mapping[str, str], body: bytes, now: datetime, policy: IngestPolicy
 ) -> Parsed:
     """Binary content mode: attributes in ce-* headers, the body is the data."""
-    attributes: dict[str, object] = {
-        k[3:]: v for k, v in headers.items() if k.lower().startswith("ce-")
-    }
+    attributes: dict[str, object] = {}
+    undecodable: list[str] = []
+    for name, value in headers.items():
+        if name.lower().startswith("ce-"):
+            try:
+                attributes[name[3:].lower()] = _header_value(value)
+            except UnicodeError:
+                undecodable.append(name[3:].lower())
     try:
         attributes["data"] = _lenient_json(body) if body else None
     except MalformedBody:
         raise MalformedBody("the body of a binary-mode event must be JSON data") from None
+    if undecodable:
+        return _admit_all([_undecodable(attributes, undecodable)], now, policy, batch=False)
     return _admit_all([_convert(attributes, "")], now, policy, batch=False)
 
 
-def _decode_each(body: bytes) -> list[CloudEventIn | FieldError]:
-    items: list[CloudEventIn | FieldError] = []
+def _header_value(value: str) -> str:
+    """HTTP binding 3.1.3.2: values are percent-encoded UTF-8, and an invalid UTF-8 sequence
+    must be rejected, not replaced. Starlette decoded the header bytes as latin-1: undo that
+    first, so UTF-8 sent unencoded is read right too."""
+    return unquote_to_bytes(value.encode("latin-1")).decode("utf-8")
+
+
+def _undecodable(attributes: Mapping[str, object], names: list[str]) -> _Refused:
+    error = FieldError(f"/{names[0]}", "must be percent-encoded UTF-8", "invalid_encoding")
+    return _Refused(_string_id(attributes), error)
+
+
+def _decode_each(body: bytes) -> list[Item]:
+    items: list[Item] = []
     for index, raw in enumerate(_RAW_LIST.decode(body)):
         try:
             items.append(_ONE.decode(raw))
         except msgspec.ValidationError as exc:
-            items.append(_field_error(exc, f"/{index}"))
+            items.append(_Refused(_id_in(raw), _field_error(exc, f"/{index}")))
     return items
 
 
-def _decode_lenient(body: bytes) -> list[CloudEventIn | FieldError]:
+def _id_in(raw: bytes | msgspec.Raw) -> str | None:
+    """The id of an item that failed typed decoding, read on its own (failure path only)."""
+    try:
+        event_id = _ID.decode(raw).id
+    except msgspec.ValidationError:
+        return None
+    return event_id if isinstance(event_id, str) else None
+
+
+def _string_id(item: Mapping[str, object]) -> str | None:
+    event_id = item.get("id")
+    return event_id if isinstance(event_id, str) else None
+
+
+def _decode_lenient(body: bytes) -> list[Item]:
     parsed = _lenient_json(body)
     if not isinstance(parsed, list):
         raise MalformedBody("a batch must be a JSON array of events")
@@ -115,20 +182,21 @@ def _lenient_json(body: bytes) -> object:
     """Python's parser, which reads NaN and Infinity, so they can be refused per item."""
     try:
         return json.loads(body, parse_float=Decimal, parse_constant=_NonFinite)
-    except (ValueError, RecursionError) as exc:
+    except ValueError as exc:
         raise MalformedBody(f"the body is not valid JSON: {exc}") from None
 
 
-def _convert(item: object, prefix: str) -> CloudEventIn | FieldError:
+def _convert(item: object, prefix: str) -> Item:
     if not isinstance(item, dict):
-        return FieldError(prefix or "/", "an event must be a JSON object", "invalid_type")
+        error = FieldError(prefix or "/", "an event must be a JSON object", "invalid_type")
+        return _Refused(None, error)
     bad = _non_finite(item.get("data"), prefix + "/data")
     if bad is not None:
-        return bad
+        return _Refused(_string_id(item), bad)
     try:
         return msgspec.convert(item, CloudEventIn, strict=False)
     except msgspec.ValidationError as exc:
-        return _field_error(exc, prefix)
+        return _Refused(_string_id(item), _field_error(exc, prefix))
 
 
 def _non_finite(node: object, pointer: str) -> FieldError | None:
@@ -160,15 +228,13 @@ def _field_error(exc: msgspec.ValidationError, prefix: str) -> FieldError:
     return FieldError(pointer or "/", detail, "invalid")
 
 
-def _admit_all(
-    items: list[CloudEventIn | FieldError], now: datetime, policy: IngestPolicy, batch: bool
-) -> Parsed:
+def _admit_all(items: list[Item], now: datetime, policy: IngestPolicy, batch: bool) -> Parsed:
     accepted: list[tuple[int, UsageEvent]] = []
     rejected: list[Rejection] = []
     now_us = to_us(now)
     for index, item in enumerate(items):
-        if isinstance(item, FieldError):
-            rejected.append(Rejection(index, None, (item,)))
+        if isinstance(item, _Refused):
+            rejected.append(Rejection(index, item.event_id, (item.error,)))
             continue
         prefix = f"/{index}" if batch else ""
         result = _admit(item, prefix, now, now_us, policy)

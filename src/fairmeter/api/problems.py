@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -14,6 +16,8 @@ from fairmeter.domain import errors
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://fairmeter.dev/problems/"
 log = logging.getLogger("fairmeter.api")
+
+CODES = {400: "malformed_body", 404: "not_found", 405: "method_not_allowed"}
 
 STATUS: dict[type[errors.FairmeterError], int] = {
     errors.MalformedBody: 400,
@@ -67,12 +71,13 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        unparseable = _unparseable(exc.errors())
+        if unparseable is not None:
+            # Same fault, same answer as /v1/events: 400 malformed_body, not a byte offset
+            # dressed up as a JSON Pointer.
+            return from_error(errors.MalformedBody(unparseable), request)
         fields = [
-            {
-                "pointer": _pointer(e.get("loc", ())),
-                "detail": e.get("msg", "is not valid"),
-                "code": "invalid",
-            }
+            {"pointer": _pointer(e.get("loc", ())), "detail": _detail(e), "code": "invalid"}
             for e in exc.errors()
         ]
         return problem(
@@ -86,8 +91,15 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return problem(exc.status_code, code, str(exc.detail), str(exc.detail), request.url.path)
+        code = CODES.get(exc.status_code, "http_error")
+        detail = str(exc.detail)
+        if code == "malformed_body":
+            # FastAPI answers 400 when it cannot read a body at all (nested too deeply, say).
+            return from_error(errors.MalformedBody(detail), request)
+        response = problem(exc.status_code, code, detail, detail, request.url.path)
+        # Keep the exception's headers: a 405 must say which methods are allowed (Allow).
+        response.headers.update(exc.headers or {})
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -99,6 +111,28 @@ def install(app: FastAPI) -> None:
             "an unexpected error occurred; nothing was recorded by this request",
             request.url.path,
         )
+
+
+def _unparseable(found: Sequence[Any]) -> str | None:
+    for error in found:
+        if error.get("type") == "json_invalid":
+            reason = (error.get("ctx") or {}).get("error", "")
+            loc = error.get("loc") or (None,)
+            where = loc[-1]
+            at = f" at character {where}" if isinstance(where, int) else ""
+            return f"the body is not valid JSON{at}" + (f": {reason}" if reason else "")
+    return None
+
+
+def _detail(error: Mapping[str, Any]) -> str:
+    """FastAPI's wording speaks Python ("a valid dictionary"); the whole body is JSON."""
+    if tuple(error.get("loc", ())) == ("body",):
+        kind = error.get("type")
+        if kind == "dict_type":
+            return "the body must be a JSON object"
+        if kind == "missing":
+            return "a JSON object body is required"
+    return str(error.get("msg", "is not valid"))
 
 
 def _pointer(loc: tuple[object, ...] | list[object]) -> str:

@@ -53,11 +53,15 @@ def parse_customer_changes(body: Mapping[str, object]) -> dict[str, object]:
 
 def _fields(body: Mapping[str, object], problems: Problems, defaults: bool) -> dict[str, object]:
     out: dict[str, object] = {}
-    if "name" in body or defaults:
-        name = body.get("name", body.get("key"))
+    if "name" in body:
+        name = body["name"]
         if not isinstance(name, str) or not name.strip() or len(name) > 256:
             problems.add("/name", "must be a non-empty string of at most 256 characters")
         out["name"] = name
+    elif defaults:
+        # The name defaults to the key; a valid key is a valid name, and an invalid one is
+        # reported at /key only, not at a /name the caller never sent.
+        out["name"] = body.get("key")
     if "email" in body or defaults:
         email = body.get("email")
         if email is not None and (not isinstance(email, str) or not EMAIL.match(email)):
