@@ -27,23 +27,25 @@ class Partial:
             self.distinct.add(value)
             return
         self.total = EXACT.add(self.total, value)
-        if self.maximum is None or value > self.maximum:
-            self.maximum = value
-        if _is_later(time_us, value, self.latest_us, self.latest):
-            self.latest_us, self.latest = time_us, value
+        self.offer_max(value)
+        self.offer_latest(time_us, value)
 
     def merge(self, other: Partial) -> None:
         self.count += other.count
         self.total = EXACT.add(self.total, other.total)
-        if other.maximum is not None and (self.maximum is None or other.maximum > self.maximum):
-            self.maximum = other.maximum
-        if (
-            other.latest_us is not None
-            and other.latest is not None
-            and _is_later(other.latest_us, other.latest, self.latest_us, self.latest)
-        ):
-            self.latest_us, self.latest = other.latest_us, other.latest
+        if other.maximum is not None:
+            self.offer_max(other.maximum)
+        if other.latest_us is not None and other.latest is not None:
+            self.offer_latest(other.latest_us, other.latest)
         self.distinct |= other.distinct
+
+    def offer_max(self, value: Decimal) -> None:
+        if self.maximum is None or value > self.maximum:
+            self.maximum = value
+
+    def offer_latest(self, time_us: int, value: Decimal) -> None:
+        if _is_later(time_us, value, self.latest_us, self.latest):
+            self.latest_us, self.latest = time_us, value
 
     def value(self, aggregation: Aggregation) -> Decimal | None:
         if aggregation is Aggregation.COUNT:

@@ -105,19 +105,20 @@ def _next_month(day: date) -> date:
     return date(day.year + day.month // 12, day.month % 12 + 1, 1)
 
 
-# How short each window can be: an hour, a day that loses an hour to summer time, February.
-# Dividing a span by them bounds its count from above (bar a 30-minute offset change).
-_SHORTEST = {
-    Window.HOUR: timedelta(hours=1),
-    Window.DAY: timedelta(hours=23),
-    Window.MONTH: timedelta(days=28),
+# How long each window can be: two hours (a clock set back), a day that gains an hour, a
+# 31-day month plus an hour. Dividing a span by them bounds its window count from below,
+# so a range can be refused before tiling it without refusing any that would fit.
+_LONGEST = {
+    Window.HOUR: timedelta(hours=2),
+    Window.DAY: timedelta(hours=25),
+    Window.MONTH: timedelta(days=31, hours=1),
 }
 
 
 def estimate_windows(span: Span, window: Window) -> int:
-    """At most how many windows `tile` gives, counting a partial one at each edge: cheap
-    enough to refuse a range of millions of windows before building any."""
-    shortest = _SHORTEST.get(window)
-    if shortest is None:
+    """At least how many windows `tile` gives: cheap enough to refuse a range of millions of
+    windows before building any."""
+    longest = _LONGEST.get(window)
+    if longest is None:
         return 1
-    return -(-(span.end - span.start) // shortest) + 2
+    return (span.end - span.start) // longest

@@ -3,30 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
-from decimal import Decimal
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.engine import Connection
 
 from fairmeter.storage import dialect
 from fairmeter.storage.dialect import EventRow
-from fairmeter.storage.tables import events, usage_distinct, usage_rollups
+from fairmeter.storage.tables import events, usage_distinct
 
 RollupRow = tuple[int, str, int, str, int, str, str | None, int | None, str | None]
 DistinctRow = tuple[int, str, int, str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class StoredRollup:
-    subject: str
-    bucket_us: int
-    group_key: str
-    count: int
-    total: Decimal
-    maximum: Decimal | None
-    latest_us: int | None
-    latest: Decimal | None
 
 
 class Usage:
@@ -49,21 +36,37 @@ class Usage:
         dialect.insert_distinct(self.conn, sorted(rows))
 
     # --- reads --------------------------------------------------------------------------
-    def rollups(
-        self, meter_id: int, subject: str | None, start_us: int, end_us: int
-    ) -> list[StoredRollup]:
-        r = usage_rollups.c
-        query = select(
-            r.subject, r.bucket_us, r.group_key, r.count, r.total, r.maximum, r.latest_us, r.latest
-        ).where(r.meter_id == meter_id, r.bucket_us >= start_us, r.bucket_us < end_us)
+    def rollup_cells(
+        self,
+        meter_id: int,
+        subject: str | None,
+        start_us: int,
+        end_us: int,
+        columns: str,
+        by_group: bool = True,
+    ) -> list[tuple[Any, ...]]:
+        """(subject, bucket_us, group_key, *columns) of the rollups in [start, end).
+
+        Read through the driver's cursor, leaving out what the caller does not need (the
+        subject it filters on, the groups it does not split by): a customer-month is
+        thousands of rows, and each column read costs per row."""
+        mark = "%s" if self.dialect == "postgresql" else "?"
+        who = "subject" if subject is None else mark
+        group = "group_key" if by_group else "'{}'"
+        sql = (
+            f"SELECT {who}, bucket_us, {group}, {columns} FROM usage_rollups"
+            f" WHERE meter_id = {mark} AND bucket_us >= {mark} AND bucket_us < {mark}"
+        )
+        params: list[object] = [meter_id, start_us, end_us]
         if subject is not None:
-            query = query.where(r.subject == subject)
-        return [
-            StoredRollup(
-                row[0], row[1], row[2], row[3], Decimal(row[4]), _dec(row[5]), row[6], _dec(row[7])
-            )
-            for row in self.conn.execute(query)
-        ]
+            sql += f" AND subject = {mark}"
+            params = [subject, *params, subject]
+        cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, params)
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
 
     def distinct_values(
         self, meter_id: int, subject: str | None, start_us: int, end_us: int
@@ -93,17 +96,20 @@ class Usage:
             query = query.where(e.subject == subject)
         if up_to_seq is not None:
             query = query.where(e.seq <= up_to_seq)
-        result = self.conn.execution_options(yield_per=5000).execute(query)
-        for row in result:
-            yield row[0], row[1], row[2]
+        yield from _stream(self.conn, query)
 
     def all_raw_events(self, event_type: str) -> Iterator[tuple[str, int, str]]:
         e = events.c
         query = select(e.subject, e.time_us, e.data).where(e.type == event_type)
-        result = self.conn.execution_options(yield_per=5000).execute(query)
+        yield from _stream(self.conn, query)
+
+
+def _stream(conn: Connection, query: Select[Any]) -> Iterator[tuple[str, int, str]]:
+    # Closed even when the caller stops early or raises: an open server-side cursor would
+    # outlive the transaction on PostgreSQL.
+    result = conn.execution_options(yield_per=5000).execute(query)
+    try:
         for row in result:
             yield row[0], row[1], row[2]
-
-
-def _dec(value: str | Decimal | None) -> Decimal | None:
-    return None if value is None else Decimal(value)
+    finally:
+        result.close()

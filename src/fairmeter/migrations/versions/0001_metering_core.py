@@ -78,6 +78,7 @@ def upgrade() -> None:
         sa.Column("maximum", _QUANTITY),
         sa.Column("latest_us", sa.BigInteger),
         sa.Column("latest", _QUANTITY),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "usage_distinct",
@@ -86,6 +87,7 @@ def upgrade() -> None:
         sa.Column("bucket_us", sa.BigInteger, primary_key=True),
         sa.Column("group_key", sa.Text, primary_key=True),
         sa.Column("value", sa.Text, primary_key=True),
+        sqlite_with_rowid=False,
     )
 
 
