@@ -160,3 +160,10 @@ def test_a_bad_change_is_rejected_and_leaves_the_customer_as_it_was(
 def test_an_unknown_customer_is_not_found(api: httpx.Client, problem) -> None:
     problem(api.get("/v1/customers/ghost"), 404, "not_found")
     problem(api.patch("/v1/customers/ghost", json={"name": "Ghost"}), 404, "not_found")
+
+
+def test_nan_in_metadata_is_refused_naming_its_path(api: httpx.Client) -> None:
+    body = b'{"key": "nan-co", "metadata": {"plan": {"ratio": NaN}}}'
+    response = api.post("/v1/customers", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert [e["pointer"] for e in response.json()["errors"]] == ["/metadata/plan/ratio"]

@@ -27,6 +27,10 @@ from fairmeter.domain.events import (
 )
 from fairmeter.domain.windows import to_us
 
+# Data nested deeper than this is refused: stored events are read back (usage edges, meter
+# back-fill) by parsers whose recursion is bounded, and no meter needs such a path.
+MAX_DATA_DEPTH = 32
+
 
 class CloudEventIn(msgspec.Struct):
     specversion: Any = None
@@ -266,12 +270,12 @@ def _admit(
     if errors:
         return errors
     data_json = _CANONICAL.encode(data)
-    fingerprint = hashlib.blake2b(digest_size=16)
+    if _too_deep(data, data_json):
+        detail = f"is nested more than {MAX_DATA_DEPTH} levels deep"
+        return [FieldError(f"{prefix}/data", detail, "too_deep")]
     sent_time = str(time_us) if item.time is not None else ""
-    for part in (item.type, item.subject, sent_time):
-        fingerprint.update(part.encode())
-        fingerprint.update(b"\x00")
-    fingerprint.update(data_json)
+    head = f"{item.type}\x00{item.subject}\x00{sent_time}\x00".encode()
+    fingerprint = hashlib.blake2b(head + data_json, digest_size=16)
     return UsageEvent(
         item.source,
         item.id,
@@ -282,6 +286,21 @@ def _admit(
         data_json,
         fingerprint.digest(),
     )
+
+
+def _too_deep(data: object, data_json: bytes) -> bool:
+    # Counting brackets is nearly free and rules out almost every event; only then walk.
+    if data_json.count(b"[") + data_json.count(b"{") <= MAX_DATA_DEPTH:
+        return False
+    return _depth(data) > MAX_DATA_DEPTH
+
+
+def _depth(node: object) -> int:
+    if isinstance(node, dict):
+        return 1 + max((_depth(v) for v in node.values()), default=0)
+    if isinstance(node, list):
+        return 1 + max((_depth(v) for v in node), default=0)
+    return 0
 
 
 def _attributes(item: CloudEventIn) -> dict[str, object]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -78,6 +79,10 @@ def _fields(body: Mapping[str, object], problems: Problems, defaults: bool) -> d
         metadata = body.get("metadata") or {}
         if not isinstance(metadata, Mapping):
             problems.add("/metadata", "must be an object")
+        else:
+            bad = _non_finite(metadata, "/metadata")
+            if bad:
+                problems.add(bad, "NaN and Infinity are not JSON numbers")
         out["metadata"] = metadata
     return out
 
@@ -90,3 +95,21 @@ def _timezone(raw: object, problems: Problems) -> object:
     except (ValueError, ZoneInfoNotFoundError):
         problems.add("/timezone", "must be an IANA time zone such as Europe/Madrid")
     return raw
+
+
+def _non_finite(node: object, pointer: str) -> str | None:
+    """The pointer of a NaN or Infinity inside metadata (lenient JSON parsers let them in)."""
+    if isinstance(node, float) and not math.isfinite(node):
+        return pointer
+    items = (
+        node.items()
+        if isinstance(node, Mapping)
+        else enumerate(node)
+        if isinstance(node, list)
+        else ()
+    )
+    for key, child in items:
+        found = _non_finite(child, f"{pointer}/{key}")
+        if found:
+            return found
+    return None

@@ -13,6 +13,9 @@ from fairmeter.services import catalog
 from fairmeter.services.runtime import Runtime
 from fairmeter.services.usage import UsageQuery
 
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+
 
 def usage_query(
     rt: Runtime,
@@ -61,7 +64,14 @@ def _instant(text: str, pointer: str) -> datetime:
             f"{text!r} is not an RFC 3339 timestamp with an offset",
             errors=(FieldError(pointer, "must be like 2026-11-01T00:00:00Z"),),
         )
-    return moment.astimezone(UTC)
+    moment = moment.astimezone(UTC)
+    if not EARLIEST <= moment < LATEST:
+        # Calendar arithmetic near year 1 or 9999 overflows; no usage lives there anyway.
+        raise InvalidInput(
+            f"{text!r} is outside the supported range",
+            errors=(FieldError(pointer, "must be between 1970 and 2999"),),
+        )
+    return moment
 
 
 def month_start(now: datetime, zone: ZoneInfo) -> datetime:
