@@ -265,9 +265,9 @@ def test_a_bad_range_is_rejected_naming_the_parameter(
     [
         ("2020-01-01", "2026-01-01", "hour"),
         # Millions of windows: refused from the range's length, before any is built.
-        ("0001-01-02", "9999-01-01", "hour"),
-        ("0001-01-02", "9999-01-01", "day"),
-        ("0001-01-02", "9999-01-01", "month"),
+        ("1970-01-02", "2999-01-01", "hour"),
+        ("1970-01-02", "2999-01-01", "day"),
+        ("1970-01-02", "2999-01-01", "month"),
     ],
 )
 def test_too_many_windows_are_refused(usage, problem, start: str, end: str, window: str) -> None:
