@@ -1,7 +1,10 @@
 """record_events: dedupe, meter and store usage events in one transaction.
 
-Several requests can share one transaction (group commit, see ingest_queue.py); each keeps
-its own outcome, and an event repeated across them is stored once."""
+Work is split so that little happens while the write lock is held: `prepare` measures each
+event against the meters (and sums its rollups) in the caller's thread, outside any
+transaction; `record_prepared` then dedupes, inserts and commits. Several prepared
+requests can share one transaction (group commit, see ingest_queue.py); each keeps its own
+outcome, and an event repeated across them is stored once."""
 
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from fairmeter.storage.usage import Usage
 
 Identity = tuple[str, str]
 Contribution = tuple[Meter, "Decimal | str", Group]
+MetersByType = dict[str, list[Meter]]
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,12 @@ class _Outcome:
     accepted: int = 0
     duplicates: int = 0
     rejected: list[Rejection] = field(default_factory=list)
+    # What was known before the transaction (parse and measure rejections): an attempt
+    # starts from it, so a retried transaction counts nothing twice.
+    settled: list[Rejection] = field(default_factory=list)
+
+    def restart(self) -> None:
+        self.accepted, self.duplicates, self.rejected = 0, 0, list(self.settled)
 
     def pointer(self, index: int) -> str:
         return f"/{index}" if self.request.batch else ""
@@ -66,6 +76,16 @@ class _Entry:
     contributions: list[Contribution] = field(default_factory=list)
 
 
+@dataclass
+class Prepared:
+    """A request measured against the meters it saw; its rollups assume every event is new."""
+
+    outcome: _Outcome
+    entries: list[_Entry]
+    meters: MetersByType
+    rollups: RollupBatch
+
+
 def record_events(
     db: Database,
     items: Sequence[tuple[int, UsageEvent]],
@@ -74,52 +94,104 @@ def record_events(
     batch: bool = True,
 ) -> IngestResult:
     """Store each new event once; report duplicates and conflicts item by item."""
-    return record_requests(db, [IngestRequest(items, rejected, received_us, batch)])[0]
+    request = IngestRequest(items, rejected, received_us, batch)
+    return record_prepared(db, [prepare(db, request)])[0]
 
 
-def record_requests(db: Database, requests: Sequence[IngestRequest]) -> list[IngestResult]:
+def prepare(db: Database, request: IngestRequest) -> Prepared:
+    with db.read() as conn:
+        meters = Meters(conn).active_for_types({event.type for _, event in request.items})
+    outcome = _Outcome(request, rejected=list(request.rejected))
+    return _measured(outcome, [_Entry(outcome, i, e) for i, e in request.items], meters)
+
+
+def _measured(outcome: _Outcome, entries: list[_Entry], meters: MetersByType) -> Prepared:
+    kept = [entry for entry in entries if _measure(entry, meters)]
+    outcome.settled = list(outcome.rejected)
+    return Prepared(outcome, kept, meters, _rollups(kept))
+
+
+def _rollups(entries: Sequence[_Entry]) -> RollupBatch:
+    rollups = RollupBatch()
+    for entry in entries:
+        event = entry.event
+        for meter, value, group in entry.contributions:
+            rollups.add(meter, event.subject, event.time_us, value, group)
+    return rollups
+
+
+def record_prepared(db: Database, prepared: Sequence[Prepared]) -> list[IngestResult]:
     """The dedupe check, the event rows and their rollups commit together, so an event is
     acknowledged only once it is durably stored, and a failure leaves no claim behind."""
-    outcomes = [_Outcome(r, rejected=list(r.rejected)) for r in requests]
-    unique = _first_of_each_identity(outcomes)
+    for p in prepared:
+        p.outcome.restart()
     with db.write() as conn:
         usage = Usage(conn)
-        meters = Meters(conn).active_for_types({e.event.type for e in unique})
+        current = Meters(conn).active_for_types({e.event.type for p in prepared for e in p.entries})
+        prepared = [_remeasured(p, current) for p in prepared]
+        unique = _first_of_each_identity(prepared)
         stored = usage.stored_digests([(e.event.source, e.event.id) for e in unique])
-        fresh = [e for e in unique if _is_new(e, stored) and _measure(e, meters)]
+        fresh = [e for e in unique if _is_new(e, stored)]
         written = usage.insert_events([_row(e) for e in fresh])
-        rollups = RollupBatch()
-        lost: list[_Entry] = []
+        lost = [e for e in fresh if (e.event.source, e.event.id) not in written]
         for entry in fresh:
-            event = entry.event
-            if (event.source, event.id) not in written:
-                lost.append(entry)
-                continue
             entry.outcome.accepted += 1
-            for meter, value, group in entry.contributions:
-                rollups.add(meter, event.subject, event.time_us, value, group)
-        rollups.write(usage)
+        _rollups_of_written(prepared, fresh, lost).write(usage)
         if lost:
             # A concurrent transaction stored these first (PostgreSQL only): same rules apply.
             stored = usage.stored_digests([(e.event.source, e.event.id) for e in lost])
             for entry in lost:
+                entry.outcome.accepted -= 1
                 digest = stored[(entry.event.source, entry.event.id)]
                 entry.outcome.repeat(digest, entry.index, entry.event)
-    return [o.result() for o in outcomes]
+    return [p.outcome.result() for p in prepared]
 
 
-def _first_of_each_identity(outcomes: Sequence[_Outcome]) -> list[_Entry]:
+def _remeasured(prepared: Prepared, current: MetersByType) -> Prepared:
+    """Meters changed since `prepare` (created, archived): measure again under the lock."""
+    types = {e.event.type for e in prepared.entries}
+    if all(prepared.meters.get(t, []) == current.get(t, []) for t in types):
+        return prepared
+    outcome = prepared.outcome
+    outcome.rejected = list(outcome.request.rejected)
+    entries = [_Entry(outcome, i, e) for i, e in outcome.request.items]
+    return _measured(outcome, entries, current)
+
+
+def _rollups_of_written(
+    prepared: Sequence[Prepared], fresh: Sequence[_Entry], lost: Sequence[_Entry]
+) -> RollupBatch:
+    """The prepared sums where every event of a request was written; otherwise recounted."""
+    written_per_request: dict[int, int] = {}
+    for entry in fresh:
+        key = id(entry.outcome)
+        written_per_request[key] = written_per_request.get(key, 0) + 1
+    for entry in lost:
+        written_per_request[id(entry.outcome)] -= 1
+    lost_ids = {id(e) for e in lost}
+    total = RollupBatch()
+    for p in prepared:
+        if written_per_request.get(id(p.outcome), 0) == len(p.entries):
+            total.merge(p.rollups)
+        else:
+            mine = [e for e in fresh if e.outcome is p.outcome and id(e) not in lost_ids]
+            total.merge(_rollups(mine))
+    return total
+
+
+def _first_of_each_identity(prepared: Sequence[Prepared]) -> list[_Entry]:
     first: dict[Identity, UsageEvent] = {}
     unique: list[_Entry] = []
-    for outcome in outcomes:
-        for index, event in outcome.request.items:
+    for p in prepared:
+        for entry in p.entries:
+            event = entry.event
             identity = (event.source, event.id)
             seen = first.get(identity)
             if seen is None:
                 first[identity] = event
-                unique.append(_Entry(outcome, index, event))
+                unique.append(entry)
             else:
-                outcome.repeat(seen.digest, index, event)
+                entry.outcome.repeat(seen.digest, entry.index, event)
     return unique
 
 
@@ -131,7 +203,7 @@ def _is_new(entry: _Entry, stored: dict[Identity, bytes]) -> bool:
     return False
 
 
-def _measure(entry: _Entry, meters: dict[str, list[Meter]]) -> bool:
+def _measure(entry: _Entry, meters: MetersByType) -> bool:
     """Compute the entry's contribution to each meter; reject it if a meter cannot."""
     data = entry.event.data
     errors: list[FieldError] = []

@@ -12,10 +12,10 @@ import threading
 from concurrent.futures import Future
 
 from fairmeter.domain.events import IngestResult
-from fairmeter.services.ingest import IngestRequest, record_requests
+from fairmeter.services.ingest import IngestRequest, Prepared, prepare, record_prepared
 from fairmeter.storage.database import Database
 
-_Pending = tuple[IngestRequest, "Future[IngestResult]"]
+_Pending = tuple[Prepared, "Future[IngestResult]"]
 
 
 class GroupCommitter:
@@ -27,10 +27,14 @@ class GroupCommitter:
         self._lock = threading.Lock()
 
     def record(self, request: IngestRequest) -> IngestResult:
-        """Blocks until the request is committed (or has failed)."""
+        """Blocks until the request is committed (or has failed).
+
+        Measuring happens here, in the caller's thread, while the committer may be waiting
+        on the disk for the previous group."""
+        prepared = prepare(self.db, request)
         future: Future[IngestResult] = Future()
         self._ensure_started()
-        self._queue.put((request, future))
+        self._queue.put((prepared, future))
         return future.result()
 
     def close(self) -> None:
@@ -54,7 +58,7 @@ class GroupCommitter:
             if first is None:
                 return
             group = [first]
-            size = len(first[0].items)
+            size = len(first[0].entries)
             while size < self.max_events:
                 try:
                     following = self._queue.get_nowait()
@@ -64,12 +68,12 @@ class GroupCommitter:
                     self._queue.put(None)
                     break
                 group.append(following)
-                size += len(following[0].items)
+                size += len(following[0].entries)
             self._commit(group)
 
     def _commit(self, group: list[_Pending]) -> None:
         try:
-            results = record_requests(self.db, [request for request, _ in group])
+            results = record_prepared(self.db, [prepared for prepared, _ in group])
         except Exception as exc:
             if len(group) == 1:
                 group[0][1].set_exception(exc)

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from fairmeter.domain.aggregates import Partial
-from fairmeter.domain.meters import Meter
-from fairmeter.domain.numbers import format_quantity
+from fairmeter.domain.meters import Aggregation, Meter
+from fairmeter.domain.numbers import EXACT, format_quantity
 from fairmeter.domain.windows import bucket_of
 from fairmeter.storage.usage import DistinctRow, RollupRow, Usage
 
@@ -38,11 +38,29 @@ class RollupBatch:
         partial = self.partials.get(slot)
         if partial is None:
             partial = self.partials[slot] = Partial()
+        # Only what the meter's aggregation reads back is kept (see usage_tally.READERS):
+        # the hot path skips the arithmetic nobody will ask for.
+        partial.count += 1
+        aggregation = meter.aggregation
+        if aggregation is Aggregation.COUNT:
+            return
         if isinstance(value, str):
-            partial.count += 1
             self.distinct.add((meter.id, subject, bucket, key_text, value))
+        elif aggregation is Aggregation.SUM:
+            partial.total = EXACT.add(partial.total, value)
+        elif aggregation is Aggregation.MAX:
+            partial.offer_max(value)
         else:
-            partial.add(value, time_us)
+            partial.offer_latest(time_us, value)
+
+    def merge(self, other: RollupBatch) -> None:
+        """Add `other` in; `other` is left as it was (a failed transaction retries it)."""
+        for slot, partial in other.partials.items():
+            mine = self.partials.get(slot)
+            if mine is None:
+                mine = self.partials[slot] = Partial()
+            mine.merge(partial)
+        self.distinct |= other.distinct
 
     def add_event(
         self, meter: Meter, subject: str, time_us: int, data: Mapping[str, object]

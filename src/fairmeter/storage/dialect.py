@@ -93,7 +93,7 @@ def insert_events(conn: Connection, rows: list[EventRow]) -> set[tuple[str, str]
     cursor = _cursor(conn)
     try:
         if conn.dialect.name == "postgresql":
-            return postgres.insert_events(conn.connection, cursor, rows)
+            return postgres.insert_events(cursor, rows)
         cursor.executemany(
             f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
         )

@@ -41,14 +41,13 @@ ON CONFLICT DO NOTHING
 """
 
 
-def insert_events(conn: Any, cursor: Any, rows: list[tuple[Any, ...]]) -> set[tuple[str, str]]:
+def insert_events(cursor: Any, rows: list[tuple[Any, ...]]) -> set[tuple[str, str]]:
     """COPY into the staging table, then move the rows whose identity is new.
 
     Rows go in identity order, so that concurrent batches that overlap wait on each other's
     rows in one order instead of deadlocking; RETURNING tells which rows this one won."""
-    if not conn.info.get("fairmeter_staging"):
-        cursor.execute(_STAGING)
-        conn.info["fairmeter_staging"] = True
+    # Every time, not once per connection: a rolled-back transaction takes the table with it.
+    cursor.execute(_STAGING)
     with cursor.copy(f"COPY events_in ({_COLUMNS}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types(_TYPES)
         for row in rows:

@@ -1,0 +1,112 @@
+"""Group commit: concurrent requests share transactions without sharing outcomes."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from concurrent.futures import Future
+from decimal import Decimal
+
+import pytest
+
+from fairmeter.api import codec
+from fairmeter.domain.customers import parse_customer
+from fairmeter.domain.meters import parse_meter
+from fairmeter.domain.windows import Span, Window, to_us
+from fairmeter.services import catalog
+from fairmeter.services.ingest import IngestRequest, prepare
+from fairmeter.services.ingest_queue import GroupCommitter
+from fairmeter.services.rollups import RollupBatch
+from fairmeter.services.runtime import Runtime
+from fairmeter.services.usage import UsageQuery, query_usage
+
+
+def _request(runtime: Runtime, ids: Sequence[int], subject: str = "acme") -> IngestRequest:
+    events = [
+        {
+            "specversion": "1.0",
+            "id": f"e{i}",
+            "source": "t",
+            "type": "api.request",
+            "subject": subject,
+            "time": "2026-11-15T11:00:00Z",
+            "data": {"tokens": i},
+        }
+        for i in ids
+    ]
+    items, rejected = codec.parse_batch(
+        json.dumps(events).encode(), runtime.clock.now(), runtime.policy
+    )
+    return IngestRequest(items, rejected, to_us(runtime.clock.now()))
+
+
+def _setup(runtime: Runtime) -> None:
+    catalog.create_customer(runtime.db, runtime.clock, parse_customer({"key": "acme"}))
+    body = {
+        "key": "tokens",
+        "event_type": "api.request",
+        "aggregation": "sum",
+        "value_property": "$.tokens",
+    }
+    catalog.create_meter(runtime.db, runtime.clock, parse_meter(body))
+
+
+def _total(runtime: Runtime) -> Decimal | None:
+    span = Span(runtime.clock.now().replace(hour=0), runtime.clock.now())
+    rows = query_usage(runtime.db, UsageQuery("tokens", "acme", span, Window.NONE, _utc()))
+    return rows[0].value
+
+
+def _utc():  # type: ignore[no-untyped-def]
+    from zoneinfo import ZoneInfo
+
+    return ZoneInfo("UTC")
+
+
+def test_concurrent_overlapping_requests_store_each_event_once(runtime: Runtime) -> None:
+    _setup(runtime)
+    requests = [_request(runtime, range(start, start + 50)) for start in range(0, 200, 25)]
+    results = []
+    lock = threading.Lock()
+
+    def send(request: IngestRequest) -> None:
+        result = runtime.ingest.record(request)
+        with lock:
+            results.append(result)
+
+    threads = [threading.Thread(target=send, args=(r,)) for r in requests for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sum(r.accepted for r in results) == 225  # ids 0..224
+    assert sum(r.accepted + r.duplicates for r in results) == 50 * len(threads)
+    assert _total(runtime) == sum(range(225))
+
+
+def test_a_failing_request_does_not_fail_or_double_count_its_group(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _setup(runtime)
+    real_write = RollupBatch.write
+
+    def poisoned_write(self: RollupBatch, usage) -> None:  # type: ignore[no-untyped-def]
+        # Fails inside the transaction, after outcomes were counted: it must roll back.
+        if any(subject == "poison" for _, subject, _, _ in self.partials):
+            raise RuntimeError("poisoned")
+        real_write(self, usage)
+
+    monkeypatch.setattr(RollupBatch, "write", poisoned_write)
+    requests = [
+        _request(runtime, range(10)),
+        _request(runtime, [999], "poison"),
+        _request(runtime, range(5, 15)),
+    ]
+    group = [(prepare(runtime.db, r), Future()) for r in requests]
+    GroupCommitter(runtime.db)._commit(group)  # one group, as if all arrived together
+    good, bad, good2 = (future for _, future in group)
+    assert isinstance(bad.exception(), RuntimeError)
+    assert good.result().accepted + good2.result().accepted == 15
+    assert good.result().duplicates + good2.result().duplicates == 5
+    assert _total(runtime) == sum(range(15))
