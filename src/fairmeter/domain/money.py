@@ -7,6 +7,7 @@ is rounded once, by `round_to_minor`, with the rule the invoice stores (`Roundin
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_UP, Decimal, Inexact
 from enum import StrEnum
@@ -85,6 +86,15 @@ def to_minor(amount: Decimal, currency: str) -> int:
     if scaled != scaled.to_integral_value():
         raise ValueError(f"{amount} has more decimals than {currency} allows")
     return int(scaled)
+
+
+def exact_sum(values: Iterable[Decimal]) -> Decimal:
+    """A sum that never rounds. Python's sum() adds in the default 28-digit context and
+    would silently round a long exact amount (a 12-place price times a large quantity)."""
+    total = Decimal(0)
+    for value in values:
+        total = EXACT.add(total, value)
+    return total
 
 
 class NotAnAmount(ValueError):
