@@ -29,7 +29,19 @@ from fairmeter.storage.migrate import upgrade
 from fairmeter.wiring import build
 
 PG_ADMIN_URL = os.environ.get("FAIRMETER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
-TABLES = ("usage_distinct", "usage_rollups", "events", "meters", "customers", "api_keys")
+TABLES = (
+    "invoice_series",
+    "invoices",
+    "subscription_segments",
+    "subscriptions",
+    "plans",
+    "usage_distinct",
+    "usage_rollups",
+    "events",
+    "meters",
+    "customers",
+    "api_keys",
+)
 NOW = datetime(2026, 11, 15, 12, 0, tzinfo=UTC)
 
 

@@ -125,3 +125,104 @@ usage_distinct = Table(
     Column("value", Text, primary_key=True),
     sqlite_with_rowid=False,
 )
+
+# --- billing (migration 0002) -------------------------------------------------------------
+customers.append_column(Column("invoice_threshold", Text))
+customers.append_column(Column("net_terms_days", Integer))
+
+# A plan's versions: editing a plan that has subscribers adds a version; `definition` is
+# the plan as `domain.plans.Plan.as_dict()` writes it.
+plans = Table(
+    "plans",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("key", String(64), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("interval", String(8), nullable=False),
+    Column("next_plan", String(64)),
+    Column("definition", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    UniqueConstraint("key", "version", name="uq_plans_key_version"),
+)
+
+# `anchor_local` is the naive wall time (ISO 8601) in `zone` that periods repeat from
+# (domain.periods.Anchor); the current plan is the open segment's.
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("customer_key", String(256), nullable=False, index=True),
+    Column("plan_key", String(64), nullable=False),
+    Column("plan_version", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("interval", String(8), nullable=False),
+    Column("zone", String(64), nullable=False),
+    Column("anchor_local", String(32), nullable=False),
+    Column("start_us", BigInteger, nullable=False),
+    Column("cancel_at_us", BigInteger),
+    Column("ended_us", BigInteger),
+    Column("pending_plan_key", String(64)),
+    Column("pending_plan_version", Integer),
+    Column("max_overage_amount", Text),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
+# The plan in force over [start, end) of a subscription's life; end is NULL while open.
+subscription_segments = Table(
+    "subscription_segments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("subscription_id", String(40), nullable=False),
+    Column("plan_key", String(64), nullable=False),
+    Column("plan_version", Integer, nullable=False),
+    Column("start_us", BigInteger, nullable=False),
+    Column("end_us", BigInteger),
+    Column("reason", String(32), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Index("ix_segments_subscription_start", "subscription_id", "start_us"),
+)
+
+invoices = Table(
+    "invoices",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("subscription_id", String(40), nullable=False),
+    Column("customer_key", String(256), nullable=False, index=True),
+    Column("kind", String(16), nullable=False),
+    Column("period_start_us", BigInteger, nullable=False),
+    Column("period_end_us", BigInteger, nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("covers_until_us", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("rounding", String(16), nullable=False),
+    Column("lines", Text, nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("series", String(16), nullable=False),
+    Column("number", String(32), unique=True),
+    Column("issued_us", BigInteger),
+    Column("due_us", BigInteger),
+    Column("finalize_after_us", BigInteger, nullable=False),
+    Column("finalized_us", BigInteger),
+    Column("paid_us", BigInteger),
+    Column("voided_us", BigInteger),
+    Column("uncollectible_us", BigInteger),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    UniqueConstraint(
+        "subscription_id", "period_start_us", "kind", "sequence", name="uq_invoices_period"
+    ),
+    Index("ix_invoices_status", "status", "finalize_after_us"),
+)
+
+# Gapless numbering: the next number of each series, taken under a row lock when an
+# invoice is finalized, in the same transaction.
+invoice_series = Table(
+    "invoice_series",
+    metadata,
+    Column("series", String(16), primary_key=True),
+    Column("next_number", BigInteger, nullable=False),
+)
