@@ -9,7 +9,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple, ParamSpec
 from urllib.parse import unquote_to_bytes
@@ -263,7 +263,7 @@ def _admit(
             error = time_error(prefix, item.time, now, policy)
             if error is not None:
                 errors.append(error)
-            time_us = to_us(item.time.astimezone(UTC))
+            time_us = to_us(item.time)  # aware arithmetic: no conversion needed
     data = {} if item.data is None else item.data
     if not isinstance(data, dict):
         errors.append(FieldError(f"{prefix}/data", "must be a JSON object", "invalid_type"))
