@@ -42,12 +42,15 @@ class _Outcome:
     accepted: int = 0
     duplicates: int = 0
     rejected: list[Rejection] = field(default_factory=list)
-    # What was known before the transaction (parse and measure rejections): an attempt
-    # starts from it, so a retried transaction counts nothing twice.
+    # What was known before the transaction (events already stored, parse and measure
+    # rejections): an attempt starts from it, so a retried transaction counts nothing twice.
     settled: list[Rejection] = field(default_factory=list)
+    settled_duplicates: int = 0
+    unmeasured: list[Rejection] = field(default_factory=list)  # settled before measuring
 
     def restart(self) -> None:
-        self.accepted, self.duplicates, self.rejected = 0, 0, list(self.settled)
+        self.accepted, self.duplicates = 0, self.settled_duplicates
+        self.rejected = list(self.settled)
 
     def pointer(self, index: int) -> str:
         return f"/{index}" if self.request.batch else ""
@@ -78,9 +81,13 @@ class _Entry:
 
 @dataclass
 class Prepared:
-    """A request measured against the meters it saw; its rollups assume every event is new."""
+    """A request measured against the meters it saw; its rollups assume every event is new.
+
+    `candidates` are the events not found stored when preparing; `entries` those of them
+    every meter could measure."""
 
     outcome: _Outcome
+    candidates: list[_Entry]
     entries: list[_Entry]
     meters: MetersByType
     rollups: RollupBatch
@@ -99,16 +106,32 @@ def record_events(
 
 
 def prepare(db: Database, request: IngestRequest) -> Prepared:
+    """Outside the write lock: events already stored are settled as duplicates (stored
+    events are never removed), the rest measured. A replayed batch thus costs one read."""
+    keys = [(event.source, event.id) for _, event in request.items]
     with db.read() as conn:
         meters = Meters(conn).active_for_types({event.type for _, event in request.items})
+        stored = Usage(conn).stored_digests(keys)
     outcome = _Outcome(request, rejected=list(request.rejected))
-    return _measured(outcome, [_Entry(outcome, i, e) for i, e in request.items], meters)
+    candidates: list[_Entry] = []
+    for index, event in request.items:
+        known = stored.get((event.source, event.id))
+        if known is None:
+            candidates.append(_Entry(outcome, index, event))
+        else:
+            outcome.repeat(known, index, event)
+    outcome.settled_duplicates = outcome.duplicates
+    outcome.unmeasured = list(outcome.rejected)
+    return _measured(outcome, candidates, meters)
 
 
-def _measured(outcome: _Outcome, entries: list[_Entry], meters: MetersByType) -> Prepared:
-    kept = [entry for entry in entries if _measure(entry, meters)]
+def _measured(outcome: _Outcome, candidates: list[_Entry], meters: MetersByType) -> Prepared:
+    outcome.rejected = list(outcome.unmeasured)
+    for entry in candidates:
+        entry.contributions = []
+    kept = [entry for entry in candidates if _measure(entry, meters)]
     outcome.settled = list(outcome.rejected)
-    return Prepared(outcome, kept, meters, _rollups(kept))
+    return Prepared(outcome, candidates, kept, meters, _rollups(kept))
 
 
 def _rollups(entries: Sequence[_Entry]) -> RollupBatch:
@@ -125,9 +148,13 @@ def record_prepared(db: Database, prepared: Sequence[Prepared]) -> list[IngestRe
     acknowledged only once it is durably stored, and a failure leaves no claim behind."""
     for p in prepared:
         p.outcome.restart()
+    if not any(p.candidates for p in prepared):
+        return [p.outcome.result() for p in prepared]  # all settled: nothing to write
     with db.write() as conn:
         usage = Usage(conn)
-        current = Meters(conn).active_for_types({e.event.type for p in prepared for e in p.entries})
+        current = Meters(conn).active_for_types(
+            {e.event.type for p in prepared for e in p.candidates}
+        )
         prepared = [_remeasured(p, current) for p in prepared]
         unique = _first_of_each_identity(prepared)
         stored = usage.stored_digests([(e.event.source, e.event.id) for e in unique])
@@ -149,13 +176,12 @@ def record_prepared(db: Database, prepared: Sequence[Prepared]) -> list[IngestRe
 
 def _remeasured(prepared: Prepared, current: MetersByType) -> Prepared:
     """Meters changed since `prepare` (created, archived): measure again under the lock."""
-    types = {e.event.type for e in prepared.entries}
+    types = {e.event.type for e in prepared.candidates}
     if all(prepared.meters.get(t, []) == current.get(t, []) for t in types):
         return prepared
-    outcome = prepared.outcome
-    outcome.rejected = list(outcome.request.rejected)
-    entries = [_Entry(outcome, i, e) for i, e in outcome.request.items]
-    return _measured(outcome, entries, current)
+    measured = _measured(prepared.outcome, prepared.candidates, current)
+    prepared.outcome.restart()
+    return measured
 
 
 def _rollups_of_written(
