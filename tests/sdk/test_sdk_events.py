@@ -68,3 +68,17 @@ def test_dict_event_gets_defaults_without_changing_the_callers_dict() -> None:
 
 def test_dict_event_keeps_its_own_id() -> None:
     assert to_cloudevent({"type": "t", "subject": "s", "id": "mine"})["id"] == "mine"
+
+
+def test_generated_ids_are_uuid7_and_grow_with_time() -> None:
+    import time
+    import uuid as uuid_module
+
+    from fairmeter.sdk.events import new_event_id
+
+    first = new_event_id()
+    time.sleep(0.002)
+    second = new_event_id()
+    assert uuid_module.UUID(first).version == 7
+    assert first[:13] < second[:13]  # the 48-bit millisecond prefix orders them
+    assert len({new_event_id() for _ in range(1000)}) == 1000

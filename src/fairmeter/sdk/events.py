@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,7 +24,16 @@ _RESERVED = frozenset({"specversion", "id", "source", "type", "subject", "time",
 
 
 def new_event_id() -> str:
-    return str(uuid.uuid4())
+    """A UUIDv7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits.
+
+    Unique like a uuid4, but ids of one client grow with time, so the server's identity
+    index takes them near its right edge instead of on a random page: several times
+    cheaper to store than random ids."""
+    millis = time.time_ns() // 1_000_000
+    random = int.from_bytes(os.urandom(10), "big")
+    value = (millis & (1 << 48) - 1) << 80 | 0x7 << 76 | (random >> 62 & 0xFFF) << 64
+    value |= 0b10 << 62 | random & (1 << 62) - 1
+    return str(uuid.UUID(int=value))
 
 
 def _check_extensions(extensions: Mapping[str, Any]) -> None:
