@@ -16,6 +16,10 @@ class Settings:
     max_body_bytes: int = 1024 * 1024
     max_batch_events: int = 10_000
     backdate_window: timedelta = timedelta(days=35)
+    invoice_grace_hours: int = 24
+    seller_name: str = "fairmeter"
+    seller_address: str = ""
+    threshold_check_seconds: int = 60
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -29,10 +33,19 @@ class Settings:
             backdate_window=timedelta(
                 days=_int(env, "FAIRMETER_BACKDATE_DAYS", cls.backdate_window.days)
             ),
+            invoice_grace_hours=_int(
+                env, "FAIRMETER_INVOICE_GRACE_HOURS", cls.invoice_grace_hours, minimum=0
+            ),
+            seller_name=env.get("FAIRMETER_SELLER_NAME") or cls.seller_name,
+            # "\n" in the variable separates address lines.
+            seller_address=env.get("FAIRMETER_SELLER_ADDRESS", "").replace("\\n", "\n"),
+            threshold_check_seconds=_int(
+                env, "FAIRMETER_THRESHOLD_CHECK_SECONDS", cls.threshold_check_seconds, minimum=0
+            ),
         )
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -40,6 +53,7 @@ def _int(env: Mapping[str, str], name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise SystemExit(f"{name} must be a whole number, not {raw!r}") from None
-    if value <= 0:
-        raise SystemExit(f"{name} must be positive, not {raw!r}")
+    if value < minimum:
+        kind = "positive" if minimum == 1 else f"at least {minimum}"
+        raise SystemExit(f"{name} must be {kind}, not {raw!r}")
     return value

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fairmeter.config import Settings
 from fairmeter.domain.events import IngestPolicy
+from fairmeter.domain.invoices import BillingSettings
 from fairmeter.services.clock import Clock, SystemClock
 from fairmeter.services.runtime import Runtime
 from fairmeter.storage.database import Database, make_engine
@@ -19,7 +22,13 @@ def build(settings: Settings, clock: Clock | None = None, migrate: bool = True) 
         max_batch_events=settings.max_batch_events,
         max_body_bytes=settings.max_body_bytes,
     )
-    return Runtime(db=db, clock=clock or SystemClock(), policy=policy)
+    billing = BillingSettings(
+        grace=timedelta(hours=settings.invoice_grace_hours),
+        seller_name=settings.seller_name,
+        seller_address=settings.seller_address,
+        threshold_check_seconds=settings.threshold_check_seconds,
+    )
+    return Runtime(db=db, clock=clock or SystemClock(), policy=policy, billing=billing)
 
 
 def create_app_from_env() -> object:

@@ -23,9 +23,10 @@ def _blocks(path: Path) -> list[tuple[str, str]]:
     return [(lang, code) for lang, code in BLOCK.findall(path.read_text()) if not SKIP.search(code)]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> object:
-    url = f"sqlite:///{tmp_path_factory.mktemp('docs') / 'docs.db'}"
+@pytest.fixture
+def server(tmp_path: Path) -> object:
+    """A fresh server and database per page: pages must not depend on each other."""
+    url = f"sqlite:///{tmp_path / 'docs.db'}"
     live = LiveServer(url).start()
     key = _admin_key(url)
     headers = {"Authorization": f"Bearer {key}"}

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from fairmeter import __version__
 from fairmeter.api import problems
-from fairmeter.api.routes import customers, events, meters
+from fairmeter.api.routes import customers, events, invoices, meters, plans, subscriptions
 from fairmeter.services.runtime import Runtime
 
 
@@ -23,6 +23,10 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(events.router)
     app.include_router(meters.router)
     app.include_router(customers.router)
+    app.include_router(plans.router)
+    app.include_router(subscriptions.router)
+    app.include_router(invoices.router)
+    invoices.watch_thresholds(app, rt)
 
     @app.get("/healthz", tags=["system"], summary="Liveness: the database answers")
     def healthz() -> dict[str, str]:

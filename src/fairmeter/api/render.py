@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from fairmeter.domain.customers import Customer
 from fairmeter.domain.meters import Meter
+from fairmeter.domain.money import Money, minor_unit_exponent
 from fairmeter.domain.numbers import format_quantity
-from fairmeter.domain.windows import from_us
+from fairmeter.domain.plans import Line
+from fairmeter.domain.pricing import TierUse
+from fairmeter.domain.segments_rating import SegmentLine
+from fairmeter.domain.subscriptions import Segment
+from fairmeter.domain.windows import Span, from_us, to_us
+from fairmeter.services.plans import PlanEntry, Quote
+from fairmeter.services.subscriptions import SubscriptionView
+from fairmeter.services.upcoming import Upcoming
 from fairmeter.services.usage import UsageRow
 
 
@@ -45,3 +55,136 @@ def usage_row(row: UsageRow) -> dict[str, object]:
 
 def _instant(micros: int) -> str:
     return from_us(micros).isoformat().replace("+00:00", "Z")
+
+
+# --- plans, quotes, subscriptions, upcoming invoice ----------------------------------------
+def money(minor: int, currency: str) -> str:
+    """An amount in major units, at the currency's precision: 7000.00, 1235 (JPY)."""
+    amount = Money(minor, currency).as_decimal()
+    return f"{amount:.{minor_unit_exponent(currency)}f}"
+
+
+def plan(entry: PlanEntry) -> dict[str, object]:
+    """The body `POST /v1/plans` reads, plus the read-only `version` and `created_at`."""
+    return {
+        **entry.plan.as_dict(),
+        "version": entry.plan.version,
+        "created_at": _instant(entry.created_us),
+    }
+
+
+def _quantity(value: Decimal | None) -> str | None:
+    return None if value is None else format_quantity(value)
+
+
+def tier_use(use: TierUse) -> dict[str, object]:
+    return {
+        "from": format_quantity(use.lower),
+        "to": _quantity(use.upper),
+        "units": format_quantity(use.units),
+        "packages": use.packages,
+        "unit_price": _quantity(use.unit_price),
+        "flat_fee": format_quantity(use.flat_fee),
+        "amount": format_quantity(use.amount),
+    }
+
+
+def line(item: Line, currency: str) -> dict[str, object]:
+    """A priced line: `amount` is rounded to the currency (`amount_minor` in minor units);
+    `exact_amount` and the breakdown's amounts are exact."""
+    body: dict[str, object] = {
+        "description": item.description,
+        "meter": item.meter,
+        "quantity": format_quantity(item.quantity),
+        "included": format_quantity(item.included),
+        "included_left": format_quantity(item.included_left),
+        "billable": format_quantity(item.billable),
+        "unit_price": _quantity(item.unit_price),
+        "breakdown": [tier_use(use) for use in item.breakdown],
+        "bounded_by": item.bounded_by,
+        "exact_amount": format_quantity(item.amount_exact),
+        "amount": money(item.amount_minor, currency),
+        "amount_minor": item.amount_minor,
+    }
+    if isinstance(item, SegmentLine):
+        span = item.span
+        body["kind"] = item.kind
+        body["plan"] = {"key": item.plan_key, "version": item.plan_version}
+        body["from"] = _instant(span.start_us) if span else None
+        body["to"] = _instant(span.end_us) if span else None
+    return body
+
+
+def quote(q: Quote) -> dict[str, object]:
+    currency = q.plan.currency
+    return {
+        "plan": q.plan.key,
+        "version": q.plan.version,
+        "currency": currency,
+        "lines": [line(item, currency) for item in q.lines],
+        "total": money(q.total_minor, currency),
+        "total_minor": q.total_minor,
+    }
+
+
+def _span(span: Span | None) -> dict[str, str] | None:
+    return None if span is None else {"from": _instant(span.start_us), "to": _instant(span.end_us)}
+
+
+def _at(micros: int | None) -> str | None:
+    return None if micros is None else _instant(micros)
+
+
+def subscription(view: SubscriptionView) -> dict[str, object]:
+    sub = view.subscription
+    current = sub.period_at(view.as_of) if sub.active else None
+    pending = None
+    if sub.pending_plan_key is not None and view.segments:
+        pending = {
+            "plan": {"key": sub.pending_plan_key, "version": sub.pending_plan_version},
+            "at": _at(view.segments[-1].end_us),
+        }
+    return {
+        "id": sub.id,
+        "customer": sub.customer_key,
+        "plan": {"key": sub.plan_key, "version": sub.plan_version},
+        "status": sub.status.value,
+        "interval": sub.interval,
+        "timezone": sub.zone,
+        "billing_anchor": sub.anchor_local.isoformat(),
+        "start_at": _instant(sub.start_us),
+        "cancel_at": _at(sub.cancel_at_us),
+        "ended_at": _at(sub.ended_us),
+        "current_period": _span(current),
+        "next_period": _span(sub.next_period(current) if current else None),
+        "pending_change": pending,
+        "segments": [segment(s) for s in view.segments],
+        "created_at": _instant(sub.created_us),
+    }
+
+
+def segment(s: Segment) -> dict[str, object]:
+    return {
+        "plan": {"key": s.plan_key, "version": s.plan_version},
+        "from": _instant(s.start_us),
+        "to": _at(s.end_us),
+        "reason": s.reason,
+    }
+
+
+def upcoming(u: Upcoming) -> dict[str, object]:
+    currency = u.currency
+    return {
+        "customer": u.subscription.customer_key,
+        "subscription": u.subscription.id,
+        "currency": currency,
+        "period": _span(u.period),
+        "as_of": _instant(to_us(u.as_of)),
+        "elapsed": format_quantity(u.elapsed.quantize(Decimal("1e-6"))),
+        "lines": [line(item, currency) for item in u.lines],
+        "total": money(u.total_minor, currency),
+        "total_minor": u.total_minor,
+        "projected_total": money(u.projected_total_minor, currency),
+        "projected_total_minor": u.projected_total_minor,
+        "projection_method": u.projection_method,
+    }

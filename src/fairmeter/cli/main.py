@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from fairmeter import __version__
-from fairmeter.cli import customers, demo, events, keys, meters, server, usage
+from fairmeter.cli import billing, customers, demo, events, keys, meters, server, usage
 
 app = typer.Typer(
     name="fairmeter",
@@ -20,6 +20,7 @@ app.add_typer(keys.app, name="keys")
 app.add_typer(meters.app, name="meters")
 app.add_typer(customers.app, name="customers")
 app.add_typer(events.app, name="events")
+app.add_typer(billing.app, name="invoices")
 app.command(
     "serve",
     epilog="Examples:\n\n  fairmeter serve\n\n"
@@ -32,6 +33,7 @@ app.command(
 )(server.migrate)
 app.command("usage", epilog=usage.EPILOG)(usage.usage)
 app.command("demo", epilog=demo.EPILOG)(demo.demo)
+app.command("bill", epilog=billing.BILL_EPILOG)(billing.bill)
 
 
 def _version(value: bool) -> None:

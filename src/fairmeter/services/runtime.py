@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from fairmeter.domain.events import IngestPolicy
+from fairmeter.domain.invoices import BillingSettings
 from fairmeter.services.clock import Clock, SystemClock
 from fairmeter.services.ingest_queue import GroupCommitter
 from fairmeter.storage.database import Database
@@ -16,6 +17,7 @@ class Runtime:
     db: Database
     clock: Clock = field(default_factory=SystemClock)
     policy: IngestPolicy = field(default_factory=IngestPolicy)
+    billing: BillingSettings = field(default_factory=BillingSettings)
 
     @cached_property
     def ingest(self) -> GroupCommitter:

@@ -218,6 +218,10 @@ invoices = Table(
     Index("ix_invoices_status", "status", "finalize_after_us"),
 )
 
+# Seller and buyer as issued (migration 0003): JSON snapshots taken at finalization.
+invoices.append_column(Column("seller", Text))
+invoices.append_column(Column("buyer", Text))
+
 # Gapless numbering: the next number of each series, taken under a row lock when an
 # invoice is finalized, in the same transaction.
 invoice_series = Table(

@@ -1,0 +1,134 @@
+"""An invoice as a PDF (fpdf2, pure Python): A4, the PDF core font Helvetica, no network.
+
+The core fonts cover Latin-1 only; other characters are replaced by the nearest Latin-1
+text (dashes, quotes) or '?'. The document's dates are the invoice's own, so rendering an
+issued invoice twice gives the same file."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fpdf import FPDF
+from fpdf.fonts import FontFace
+
+from fairmeter.api.invoice_render import InvoiceView, LineView
+
+_REPLACEMENTS = str.maketrans(
+    {"\u2013": "-", "\u2014": "-", "\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"'}
+)
+_WIDTHS = (88, 24, 22, 24, 32)  # mm: description, quantity, included, unit price, amount
+_GREY = (110, 110, 110)
+
+
+def latin1(text: str) -> str:
+    return text.translate(_REPLACEMENTS).encode("latin-1", "replace").decode("latin-1")
+
+
+def invoice_pdf(view: InvoiceView, dated: datetime | None = None) -> bytes:
+    pdf = FPDF(format="A4")
+    pdf.set_creation_date(dated or datetime(1970, 1, 1, tzinfo=UTC))
+    pdf.set_title(latin1(view.title))
+    pdf.set_author(latin1(view.seller_name))
+    pdf.set_auto_page_break(auto=True, margin=18)
+    pdf.set_margins(15, 15, 15)
+    pdf.add_page()
+    _header(pdf, view)
+    _parties(pdf, view)
+    _lines(pdf, view)
+    _totals(pdf, view)
+    return bytes(pdf.output())
+
+
+def _header(pdf: FPDF, view: InvoiceView) -> None:
+    pdf.set_font("Helvetica", "B", 18)
+    pdf.cell(0, 10, latin1(view.title), new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 9)
+    pdf.set_text_color(*_GREY)
+    pdf.cell(0, 5, f"Status: {view.status.upper()}", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_text_color(0, 0, 0)
+    pdf.ln(3)
+    facts = [
+        ("Invoice number", view.number),
+        ("Issue date", view.issued),
+        ("Due date", view.due),
+        ("Billing period", view.period),
+        ("Currency", view.currency),
+    ]
+    if view.covers_until:
+        facts.insert(4, ("Usage up to", view.covers_until))
+    for label, value in facts:
+        pdf.set_font("Helvetica", "", 9)
+        pdf.set_text_color(*_GREY)
+        pdf.cell(35, 5, label)
+        pdf.set_text_color(0, 0, 0)
+        pdf.cell(0, 5, latin1(value), new_x="LMARGIN", new_y="NEXT")
+
+
+def _parties(pdf: FPDF, view: InvoiceView) -> None:
+    pdf.ln(5)
+    top = pdf.get_y()
+    _party(pdf, "FROM", view.seller_name, view.seller_address, 15, top)
+    left_bottom = pdf.get_y()
+    _party(pdf, "BILL TO", view.buyer_name, view.buyer_lines, 110, top)
+    pdf.set_xy(15, max(left_bottom, pdf.get_y()) + 6)
+
+
+def _party(pdf: FPDF, label: str, name: str, lines: tuple[str, ...], x: float, y: float) -> None:
+    pdf.set_xy(x, y)
+    pdf.set_font("Helvetica", "B", 8)
+    pdf.set_text_color(*_GREY)
+    pdf.cell(85, 5, label, new_x="LEFT", new_y="NEXT")
+    pdf.set_text_color(0, 0, 0)
+    pdf.set_font("Helvetica", "B", 10)
+    pdf.multi_cell(85, 5, latin1(name), new_x="LEFT", new_y="NEXT")
+    pdf.set_font("Helvetica", "", 9)
+    for line in lines:
+        pdf.multi_cell(85, 5, latin1(line), new_x="LEFT", new_y="NEXT")
+
+
+def _lines(pdf: FPDF, view: InvoiceView) -> None:
+    pdf.set_font("Helvetica", "", 9)
+    heading = FontFace(emphasis="BOLD", fill_color=(235, 235, 235))
+    with pdf.table(
+        col_widths=_WIDTHS,
+        text_align=("LEFT", "RIGHT", "RIGHT", "RIGHT", "RIGHT"),
+        headings_style=heading,
+        borders_layout="HORIZONTAL_LINES",
+        line_height=5,
+        padding=1.2,
+    ) as table:
+        table.row(["Description", "Quantity", "Included", "Unit price", "Amount"])
+        for line in view.lines:
+            table.row(
+                [
+                    latin1(_description(line)),
+                    line.quantity,
+                    line.included,
+                    line.unit_price,
+                    line.amount,
+                ]
+            )
+
+
+def _description(line: LineView) -> str:
+    parts = [line.description, line.period]
+    parts.extend(f"  {tier}" for tier in line.tiers)
+    if line.note:
+        parts.append(line.note)
+    return "\n".join(parts)
+
+
+def _totals(pdf: FPDF, view: InvoiceView) -> None:
+    pdf.ln(3)
+    label_width = sum(_WIDTHS[:-1])
+    pdf.set_font("Helvetica", "", 10)
+    pdf.cell(label_width, 6, "Subtotal", align="R")
+    pdf.cell(_WIDTHS[-1], 6, latin1(view.subtotal), align="R", new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("Helvetica", "B", 11)
+    pdf.cell(label_width, 7, "Total", align="R")
+    pdf.cell(_WIDTHS[-1], 7, latin1(view.total), align="R", new_x="LMARGIN", new_y="NEXT")
+    if view.late_note:
+        pdf.ln(4)
+        pdf.set_font("Helvetica", "", 8)
+        pdf.set_text_color(*_GREY)
+        pdf.multi_cell(0, 4, latin1(view.late_note))

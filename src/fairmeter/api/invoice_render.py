@@ -1,0 +1,225 @@
+"""Invoices as JSON, and as the document a customer receives (HTML here, PDF in
+invoice_pdf.py). Both documents are drawn from one `InvoiceView`, so they say the same.
+
+Amounts are shown with the currency's decimals and thousands grouping ("USD 7,000.00",
+"JPY 1,235"); dates on the buyer's clock (its time zone when the invoice was issued)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from fairmeter.api.render import money, tier_use
+from fairmeter.domain.invoices import Invoice, InvoiceKind, InvoiceLine
+from fairmeter.domain.money import Money
+from fairmeter.domain.numbers import format_quantity
+from fairmeter.domain.pricing import TierUse
+from fairmeter.domain.windows import from_us
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def _at(micros: int | None) -> str | None:
+    return None if micros is None else from_us(micros).isoformat().replace("+00:00", "Z")
+
+
+def _span(start_us: int, end_us: int) -> dict[str, str | None]:
+    return {"from": _at(start_us), "to": _at(end_us)}
+
+
+def invoice_line(line: InvoiceLine, currency: str) -> dict[str, object]:
+    """`amount` is what this invoice bills; `cumulative_amount` what the quantity costs in
+    the whole period so far, of which `billed_before` was on earlier invoices."""
+    return {
+        "kind": line.kind.value,
+        "description": line.description,
+        "meter": line.meter,
+        "plan": {"key": line.plan_key, "version": line.plan_version},
+        "period": _span(line.origin_start_us, line.origin_end_us),
+        "quantity": format_quantity(line.quantity),
+        "quantity_before": format_quantity(line.quantity_before),
+        "events": line.events,
+        "included": format_quantity(line.included),
+        "included_left": format_quantity(line.included_left),
+        "billable": format_quantity(line.billable),
+        "unit_price": None if line.unit_price is None else format_quantity(line.unit_price),
+        "tiers": [tier_use(use) for use in line.tiers],
+        "bounded_by": line.bounded_by,
+        "exact_amount": format(line.amount_exact, "f"),
+        "cumulative_amount": money(line.cumulative_minor, currency),
+        "billed_before": money(line.billed_before_minor, currency),
+        "amount": money(line.amount_minor, currency),
+        "amount_minor": line.amount_minor,
+    }
+
+
+def invoice_json(invoice: Invoice) -> dict[str, object]:
+    currency = invoice.currency
+    late = invoice.late
+    return {
+        "id": invoice.id,
+        "number": invoice.number,
+        "series": invoice.series or None,
+        "status": invoice.status.value,
+        "kind": invoice.kind.value,
+        "sequence": invoice.sequence,
+        "customer": invoice.customer_key,
+        "subscription": invoice.subscription_id,
+        "currency": currency,
+        "rounding": invoice.rounding,
+        "period": _span(invoice.period_start_us, invoice.period_end_us),
+        "covers_until": _at(invoice.covers_until_us),
+        "issued_at": _at(invoice.issued_us),
+        "due_at": _at(invoice.due_us),
+        "finalize_after": _at(invoice.finalize_after_us),
+        "finalized_at": _at(invoice.finalized_us),
+        "paid_at": _at(invoice.paid_us),
+        "voided_at": _at(invoice.voided_us),
+        "uncollectible_at": _at(invoice.uncollectible_us),
+        "created_at": _at(invoice.created_us),
+        "lines": [invoice_line(line, currency) for line in invoice.lines],
+        "subtotal": money(invoice.total_minor, currency),
+        "subtotal_minor": invoice.total_minor,
+        "total": money(invoice.total_minor, currency),
+        "total_minor": invoice.total_minor,
+        "late_events": {"billed": late.billed, "dropped": late.dropped},
+        "seller": dict(invoice.seller) if invoice.seller else None,
+        "buyer": dict(invoice.buyer) if invoice.buyer else None,
+        "links": {
+            "html": f"/v1/invoices/{invoice.id}.html",
+            "pdf": f"/v1/invoices/{invoice.id}.pdf",
+        },
+    }
+
+
+@dataclass(frozen=True)
+class LineView:
+    description: str
+    period: str
+    quantity: str
+    included: str
+    unit_price: str
+    tiers: tuple[str, ...]
+    amount: str
+    note: str
+
+
+@dataclass(frozen=True)
+class InvoiceView:
+    """Everything a rendered invoice shows, as display text."""
+
+    title: str
+    number: str
+    status: str
+    seller_name: str
+    seller_address: tuple[str, ...]
+    buyer_name: str
+    buyer_lines: tuple[str, ...]
+    issued: str
+    due: str
+    period: str
+    covers_until: str | None
+    currency: str
+    lines: tuple[LineView, ...]
+    subtotal: str
+    total: str
+    late_note: str | None
+
+
+def grouped(value: Decimal) -> str:
+    """A quantity with thousands separators and no trailing zeros: 4,500,000 or 1,234.5."""
+    return f"{Decimal(format_quantity(value)):,}"
+
+
+def amount_text(minor: int, currency: str) -> str:
+    return Money(minor, currency).format()
+
+
+def _date(micros: int | None, zone: ZoneInfo) -> str:
+    return "-" if micros is None else from_us(micros).astimezone(zone).strftime("%Y-%m-%d")
+
+
+def _tier_text(use: TierUse) -> str:
+    band = f"{grouped(use.lower)} - {'' if use.upper is None else grouped(use.upper)}"
+    if use.packages is not None:
+        what = f"{use.packages:,} package(s) x {format_quantity(use.unit_price or Decimal(0))}"
+    elif use.unit_price is not None:
+        what = f"{grouped(use.units)} x {format_quantity(use.unit_price)}"
+    else:
+        what = f"{grouped(use.units)} units"
+    fee = f" + {format_quantity(use.flat_fee)} flat" if use.flat_fee else ""
+    return f"{band}: {what}{fee} = {format_quantity(use.amount)}"
+
+
+def _line_view(line: InvoiceLine, invoice: Invoice, zone: ZoneInfo) -> LineView:
+    notes = []
+    if line.billed_before_minor:
+        notes.append(
+            f"of {amount_text(line.cumulative_minor, invoice.currency)} for "
+            f"{grouped(line.quantity)}, {amount_text(line.billed_before_minor, invoice.currency)}"
+            f" ({grouped(line.quantity_before)}) billed before"
+        )
+    if line.bounded_by:
+        notes.append(f"{line.bounded_by} applied")
+    return LineView(
+        description=line.description,
+        period=f"{_date(line.origin_start_us, zone)} - {_date(line.origin_end_us, zone)}",
+        quantity=grouped(line.quantity),
+        included="" if line.meter is None else grouped(line.included),
+        unit_price="" if line.unit_price is None else format_quantity(line.unit_price),
+        tiers=tuple(_tier_text(use) for use in line.tiers),
+        amount=amount_text(line.amount_minor, invoice.currency),
+        note="; ".join(notes),
+    )
+
+
+def invoice_view(invoice: Invoice, buyer: Mapping[str, object]) -> InvoiceView:
+    """`buyer`: the invoice's snapshot when issued, else the customer as it is now."""
+    zone = ZoneInfo(str(buyer.get("timezone") or "UTC"))
+    seller = invoice.seller or {}
+    kind = "Invoice" if invoice.kind is InvoiceKind.PERIOD else "Threshold invoice"
+    number = invoice.number or "DRAFT"
+    contact = [str(buyer[k]) for k in ("email", "key") if buyer.get(k)]
+    late = invoice.late
+    late_note = None
+    if late.billed or late.dropped:
+        late_note = (
+            f"Late events: {late.billed} billed as adjustments, "
+            f"{late.dropped} not billed (older than the plan's window)."
+        )
+    return InvoiceView(
+        title=f"{kind} {number}",
+        number=number,
+        status=invoice.status.value,
+        seller_name=str(seller.get("name") or ""),
+        seller_address=tuple(str(seller.get("address") or "").splitlines()),
+        buyer_name=str(buyer.get("name") or buyer.get("key") or ""),
+        buyer_lines=tuple(contact),
+        issued=_date(invoice.issued_us, zone),
+        due=_date(invoice.due_us, zone),
+        period=f"{_date(invoice.period_start_us, zone)} - {_date(invoice.period_end_us, zone)}",
+        covers_until=None
+        if invoice.kind is InvoiceKind.PERIOD
+        else from_us(invoice.covers_until_us).astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+        currency=invoice.currency,
+        lines=tuple(_line_view(line, invoice, zone) for line in invoice.lines),
+        subtotal=amount_text(invoice.total_minor, invoice.currency),
+        total=amount_text(invoice.total_minor, invoice.currency),
+        late_note=late_note,
+    )
+
+
+@cache
+def _environment() -> Environment:
+    return Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(["html"]))
+
+
+def invoice_html(view: InvoiceView, generated: datetime | None = None) -> str:
+    return _environment().get_template("invoice.html").render(invoice=view, generated=generated)
