@@ -16,6 +16,8 @@ def test_a_new_customer_gets_defaults_for_what_was_not_sent(api: httpx.Client) -
         "currency": "USD",
         "timezone": "UTC",
         "metadata": {},
+        "invoice_threshold": None,
+        "net_terms_days": None,
     }
 
 
@@ -27,6 +29,8 @@ def test_a_created_customer_reads_back_as_sent(api: httpx.Client) -> None:
         "currency": "EUR",
         "timezone": "Europe/Madrid",
         "metadata": {"crm_id": "0017", "tier": 2},
+        "invoice_threshold": "2500",
+        "net_terms_days": 15,
     }
     assert api.post("/v1/customers", json=sent).json() == sent
     assert api.get("/v1/customers/acme").json() == sent
@@ -76,6 +80,8 @@ def test_patch_changes_only_the_fields_sent(api: httpx.Client, new_customer) -> 
         "currency": "EUR",
         "timezone": "Asia/Tokyo",
         "metadata": {},
+        "invoice_threshold": None,
+        "net_terms_days": None,
     }
     assert response.json() == expected
     assert api.get("/v1/customers/acme").json() == expected
@@ -167,3 +173,30 @@ def test_nan_in_metadata_is_refused_naming_its_path(api: httpx.Client) -> None:
     response = api.post("/v1/customers", content=body, headers={"content-type": "application/json"})
     assert response.status_code == 422
     assert [e["pointer"] for e in response.json()["errors"]] == ["/metadata/plan/ratio"]
+
+
+def test_billing_terms_are_set_read_back_and_cleared(api: httpx.Client) -> None:
+    created = api.post(
+        "/v1/customers", json={"key": "terms", "invoice_threshold": "1000.50", "net_terms_days": 14}
+    ).json()
+    assert (created["invoice_threshold"], created["net_terms_days"]) == ("1000.5", 14)
+    changed = api.patch("/v1/customers/terms", json={"invoice_threshold": None}).json()
+    assert (changed["invoice_threshold"], changed["net_terms_days"]) == (None, 14)
+
+
+@pytest.mark.parametrize(
+    ("body", "pointer"),
+    [
+        ({"invoice_threshold": "-5"}, "/invoice_threshold"),
+        ({"invoice_threshold": "0"}, "/invoice_threshold"),
+        ({"invoice_threshold": 1.5}, "/invoice_threshold"),
+        ({"net_terms_days": 400}, "/net_terms_days"),
+        ({"net_terms_days": "30"}, "/net_terms_days"),
+    ],
+)
+def test_bad_billing_terms_are_refused_naming_the_field(
+    api: httpx.Client, body: dict[str, object], pointer: str
+) -> None:
+    response = api.post("/v1/customers", json={"key": "bad-terms", **body})
+    assert response.status_code == 422
+    assert [e["pointer"] for e in response.json()["errors"]] == [pointer]

@@ -40,6 +40,10 @@ def customer(c: Customer) -> dict[str, object]:
         "currency": c.currency,
         "timezone": c.timezone,
         "metadata": dict(c.metadata),
+        "invoice_threshold": (
+            None if c.invoice_threshold is None else format_quantity(c.invoice_threshold)
+        ),
+        "net_terms_days": c.net_terms_days,
     }
 
 

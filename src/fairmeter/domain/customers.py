@@ -6,14 +6,23 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fairmeter.domain.errors import Problems
-from fairmeter.domain.money import is_currency
+from fairmeter.domain.money import NotAnAmount, is_currency, parse_decimal
 
 CUSTOMER_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,255}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-EDITABLE = ("name", "email", "currency", "timezone", "metadata")
+EDITABLE = (
+    "name",
+    "email",
+    "currency",
+    "timezone",
+    "metadata",
+    "invoice_threshold",
+    "net_terms_days",
+)
 
 
 @dataclass(frozen=True)
@@ -25,6 +34,9 @@ class Customer:
     timezone: str
     metadata: Mapping[str, object] = field(default_factory=dict)
     id: int = 0
+    # Billing terms that override the plan's when set.
+    invoice_threshold: Decimal | None = None
+    net_terms_days: int | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -84,7 +96,28 @@ def _fields(body: Mapping[str, object], problems: Problems, defaults: bool) -> d
             if bad:
                 problems.add(bad, "NaN and Infinity are not JSON numbers")
         out["metadata"] = metadata
+    _billing_terms(body, problems, out)
     return out
+
+
+def _billing_terms(body: Mapping[str, object], problems: Problems, out: dict[str, object]) -> None:
+    if body.get("invoice_threshold") is not None:
+        try:
+            threshold = parse_decimal(body["invoice_threshold"])
+            if threshold <= 0:
+                raise NotAnAmount("must be greater than zero")
+            out["invoice_threshold"] = threshold
+        except NotAnAmount as exc:
+            problems.add("/invoice_threshold", f'{exc} (a decimal string such as "1000")')
+    elif "invoice_threshold" in body:
+        out["invoice_threshold"] = None
+    if body.get("net_terms_days") is not None:
+        days = body["net_terms_days"]
+        if isinstance(days, bool) or not isinstance(days, int) or not 0 <= days <= 365:
+            problems.add("/net_terms_days", "must be a whole number of days from 0 to 365")
+        out["net_terms_days"] = days
+    elif "net_terms_days" in body:
+        out["net_terms_days"] = None
 
 
 def _timezone(raw: object, problems: Problems) -> object:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
@@ -13,6 +14,7 @@ from fairmeter.domain.customers import Customer
 from fairmeter.domain.errors import AlreadyExists, FieldError
 from fairmeter.domain.keys import Scope
 from fairmeter.domain.meters import Aggregation, JsonPath, Meter
+from fairmeter.domain.numbers import format_quantity
 from fairmeter.storage.tables import api_keys, customers, events, meters
 
 
@@ -42,6 +44,11 @@ class Customers:
         values = dict(changes)
         if "metadata" in values:
             values["metadata"] = json.dumps(values["metadata"], sort_keys=True)
+        if "invoice_threshold" in values:
+            threshold = values["invoice_threshold"]
+            values["invoice_threshold"] = (
+                format_quantity(threshold) if isinstance(threshold, Decimal) else None
+            )
         self.conn.execute(
             update(customers).where(customers.c.key == key).values(**values, updated_us=now_us)
         )
@@ -74,7 +81,13 @@ def _customer_values(customer: Customer) -> dict[str, object]:
         "currency": customer.currency,
         "timezone": customer.timezone,
         "metadata": json.dumps(dict(customer.metadata), sort_keys=True),
+        "invoice_threshold": _text(customer.invoice_threshold),
+        "net_terms_days": customer.net_terms_days,
     }
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else format_quantity(value)
 
 
 def _customer(row: RowMapping) -> Customer:
@@ -86,6 +99,10 @@ def _customer(row: RowMapping) -> Customer:
         timezone=row["timezone"],
         metadata=json.loads(row["metadata"]),
         id=row["id"],
+        invoice_threshold=(
+            Decimal(row["invoice_threshold"]) if row["invoice_threshold"] is not None else None
+        ),
+        net_terms_days=row["net_terms_days"],
     )
 
 
