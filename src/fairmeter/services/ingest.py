@@ -156,16 +156,16 @@ def record_prepared(db: Database, prepared: Sequence[Prepared]) -> list[IngestRe
             {e.event.type for p in prepared for e in p.candidates}
         )
         prepared = [_remeasured(p, current) for p in prepared]
-        unique = _first_of_each_identity(prepared)
-        stored = usage.stored_digests([(e.event.source, e.event.id) for e in unique])
-        fresh = [e for e in unique if _is_new(e, stored)]
+        # Identities were looked up in `prepare`; one stored since then by another writer
+        # is caught by the insert itself (its conflict), so no second lookup is needed.
+        fresh = _first_of_each_identity(prepared)
         written = usage.insert_events([_row(e) for e in fresh])
         lost = [e for e in fresh if (e.event.source, e.event.id) not in written]
         for entry in fresh:
             entry.outcome.accepted += 1
         _rollups_of_written(prepared, fresh, lost).write(usage)
         if lost:
-            # A concurrent transaction stored these first (PostgreSQL only): same rules apply.
+            # Another writer stored these since `prepare` looked: same rules apply.
             stored = usage.stored_digests([(e.event.source, e.event.id) for e in lost])
             for entry in lost:
                 entry.outcome.accepted -= 1
@@ -219,14 +219,6 @@ def _first_of_each_identity(prepared: Sequence[Prepared]) -> list[_Entry]:
             else:
                 entry.outcome.repeat(seen.digest, entry.index, event)
     return unique
-
-
-def _is_new(entry: _Entry, stored: dict[Identity, bytes]) -> bool:
-    known = stored.get((entry.event.source, entry.event.id))
-    if known is None:
-        return True
-    entry.outcome.repeat(known, entry.index, entry.event)
-    return False
 
 
 def _measure(entry: _Entry, meters: MetersByType) -> bool:

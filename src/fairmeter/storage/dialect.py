@@ -94,10 +94,19 @@ def insert_events(conn: Connection, rows: list[EventRow]) -> set[tuple[str, str]
     try:
         if conn.dialect.name == "postgresql":
             return postgres.insert_events(cursor, rows)
+        # The caller checked these identities before taking the lock; another writer may
+        # have stored some since. Conflicts are skipped, and in the rare case the count
+        # says some were, the rows past the sequence seen before tell which were written.
+        before = cursor.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
         cursor.executemany(
-            f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows
+            f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (source, id) DO NOTHING",
+            rows,
         )
-        return {(r[0], r[1]) for r in rows}
+        if cursor.rowcount == len(rows):
+            return {(r[0], r[1]) for r in rows}
+        cursor.execute("SELECT source, id FROM events WHERE seq > ?", (before,))
+        return {(source, id_) for source, id_ in cursor.fetchall()}
     finally:
         cursor.close()
 
