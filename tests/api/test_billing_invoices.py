@@ -26,10 +26,19 @@ CALLS = {
 }
 
 
-def _bill(runtime: Runtime, api: httpx.Client, at: datetime = OCT + timedelta(days=2)) -> Any:
+def _bill(
+    runtime: Runtime,
+    api: httpx.Client,
+    at: datetime = OCT + timedelta(days=2),
+    currency: str = "USD",
+    **customer: Any,
+) -> Any:
     world = World(runtime).at(SEP).meter("calls", "sum")
-    world.customer("acme", name="Acme Corp", email="billing@acme.example")
-    world.plan("pro", name="Pro", base_fee="1234.5", charges=[CALLS], net_terms_days=30)
+    customer = {"name": "Acme Corp", "email": "billing@acme.example", **customer}
+    world.customer("acme", currency=currency, **customer)
+    world.plan(
+        "pro", name="Pro", currency=currency, base_fee="1234.5", charges=[CALLS], net_terms_days=30
+    )
     world.subscribe("acme", "pro", SEP)
     world.at(SEP + timedelta(days=3)).use("acme", "calls", SEP + timedelta(days=2), 4_501_000)
     world.at(at)
@@ -106,8 +115,9 @@ def test_the_html_invoice_lists_the_lines_parties_and_total(
     html = response.text
     for text in ("FM-2026-000001", "Acme Corp", "billing@acme.example", "Pro base fee"):
         assert text in html
-    for text in ("4,501,000", "USD 4,515.00", "USD 5,749.50", "2026-10-03", "2026-11-02"):
+    for text in ("4,501,000", "$4,515.00", "$5,749.50", "2026-10-03", "2026-11-02"):
         assert text in html
+    assert "<dt>Currency</dt><dd>USD</dd>" in html
 
 
 def test_the_pdf_invoice_is_a_real_pdf_with_the_same_content(
@@ -119,10 +129,48 @@ def test_the_pdf_invoice_is_a_real_pdf_with_the_same_content(
     assert response.content.startswith(b"%PDF-")
     reader = PdfReader(io.BytesIO(response.content))
     text = "\n".join(page.extract_text() for page in reader.pages)
-    for expected in ("FM-2026-000001", "Acme Corp", "Pro base fee", "USD 5,749.50", "4,501,000"):
+    for expected in ("FM-2026-000001", "Acme Corp", "Pro base fee", "$5,749.50", "4,501,000"):
         assert expected in text
     assert reader.metadata is not None and reader.metadata.title == "Invoice FM-2026-000001"
     assert api.get(f"/v1/invoices/{invoice_id}.pdf").content == response.content
+
+
+def _pdf_text(api: httpx.Client, invoice_id: str) -> str:
+    reader = PdfReader(io.BytesIO(api.get(f"/v1/invoices/{invoice_id}.pdf").content))
+    # Babel separates number and sign with a no-break space; text extraction may not keep it.
+    return "\n".join(page.extract_text() for page in reader.pages).replace("\xa0", " ")
+
+
+def test_the_documents_write_amounts_the_way_the_buyers_locale_does(
+    runtime: Runtime, api: httpx.Client
+) -> None:
+    invoice_id = _bill(runtime, api, currency="EUR", locale="es_ES")["finalized"][0]["id"]
+    html = api.get(f"/v1/invoices/{invoice_id}.html").text
+    # es_ES: '.' groups thousands, ',' separates decimals, the sign follows the number.
+    for text in ("4.501.000", "4.515,00\xa0€", "5.749,50\xa0€", "<dd>EUR</dd>"):
+        assert text in html
+    assert "5,749.50" not in html
+    pdf = _pdf_text(api, invoice_id)
+    for text in ("4.501.000", "5.749,50 €", "EUR"):
+        assert text in pdf
+    body = api.get(f"/v1/invoices/{invoice_id}").json()
+    assert (body["total"], body["currency"], body["total_minor"]) == ("5749.50", "EUR", 574950)
+
+
+def test_an_issued_invoice_follows_the_customers_current_locale(
+    runtime: Runtime, api: httpx.Client
+) -> None:
+    invoice_id = _bill(runtime, api)["finalized"][0]["id"]
+    assert api.patch("/v1/customers/acme", json={"locale": "de_DE"}).status_code == 200
+    assert "5.749,50\xa0$" in api.get(f"/v1/invoices/{invoice_id}.html").text
+
+
+def test_the_pdf_writes_names_and_signs_beyond_latin_1(runtime: Runtime, api: httpx.Client) -> None:
+    name = "Ümlaut Ünïcode ₹"
+    report = _bill(runtime, api, currency="INR", locale="hi_IN", name=name)
+    pdf = _pdf_text(api, report["finalized"][0]["id"])
+    assert name in pdf
+    assert "₹5,749.50" in pdf
 
 
 def test_a_run_refuses_a_bad_or_future_as_of(runtime: Runtime, api: httpx.Client) -> None:

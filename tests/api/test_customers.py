@@ -15,6 +15,7 @@ def test_a_new_customer_gets_defaults_for_what_was_not_sent(api: httpx.Client) -
         "email": None,
         "currency": "USD",
         "timezone": "UTC",
+        "locale": "en_US",
         "metadata": {},
         "invoice_threshold": None,
         "net_terms_days": None,
@@ -28,6 +29,7 @@ def test_a_created_customer_reads_back_as_sent(api: httpx.Client) -> None:
         "email": "billing@acme.example",
         "currency": "EUR",
         "timezone": "Europe/Madrid",
+        "locale": "es_ES",
         "metadata": {"crm_id": "0017", "tier": 2},
         "invoice_threshold": "2500",
         "net_terms_days": 15,
@@ -79,6 +81,7 @@ def test_patch_changes_only_the_fields_sent(api: httpx.Client, new_customer) -> 
         "email": "new@acme.example",
         "currency": "EUR",
         "timezone": "Asia/Tokyo",
+        "locale": "en_US",
         "metadata": {},
         "invoice_threshold": None,
         "net_terms_days": None,
@@ -111,6 +114,10 @@ def test_a_taken_key_is_a_conflict_naming_the_key(api: httpx.Client, new_custome
         ("email", "a@b"),
         ("name", ""),
         ("metadata", ["not", "an", "object"]),
+        ("locale", "xx_YY"),
+        ("locale", "Klingon"),
+        ("locale", ""),
+        ("locale", 49),
     ],
 )
 def test_a_bad_field_is_rejected_naming_it(
@@ -151,6 +158,7 @@ def test_every_bad_field_is_reported_at_once(api: httpx.Client, problem) -> None
         ({"timezone": "Nowhere/City"}, "/timezone"),
         ({"email": "nope"}, "/email"),
         ({"currency": "ABC"}, "/currency"),
+        ({"locale": "zz_ZZ"}, "/locale"),
         ({"key": "renamed"}, "/key"),
     ],
 )
@@ -200,3 +208,22 @@ def test_bad_billing_terms_are_refused_naming_the_field(
     response = api.post("/v1/customers", json={"key": "bad-terms", **body})
     assert response.status_code == 422
     assert [e["pointer"] for e in response.json()["errors"]] == [pointer]
+
+
+def test_a_locale_is_stored_in_its_canonical_form_and_can_be_changed(api: httpx.Client) -> None:
+    created = api.post("/v1/customers", json={"key": "tokyo", "locale": "ja-JP"}).json()
+    assert created["locale"] == "ja_JP"
+    assert api.get("/v1/customers/tokyo").json()["locale"] == "ja_JP"
+    changed = api.patch("/v1/customers/tokyo", json={"locale": "de_DE"}).json()
+    assert changed["locale"] == "de_DE"
+    assert api.get("/v1/customers/tokyo").json()["locale"] == "de_DE"
+    reset = api.patch("/v1/customers/tokyo", json={"locale": None}).json()
+    assert reset["locale"] == "en_US"
+
+
+def test_an_unknown_locale_is_refused_at_locale(api: httpx.Client, problem) -> None:
+    body = problem(
+        api.post("/v1/customers", json={"key": "nowhere", "locale": "xx_YY"}), 422, "invalid_input"
+    )
+    assert [e["pointer"] for e in body["errors"]] == ["/locale"]
+    assert "en_US" in body["errors"][0]["detail"]

@@ -1,8 +1,10 @@
 """Invoices as JSON, and as the document a customer receives (HTML here, PDF in
 invoice_pdf.py). Both documents are drawn from one `InvoiceView`, so they say the same.
 
-Amounts are shown with the currency's decimals and thousands grouping ("USD 7,000.00",
-"JPY 1,235"); dates on the buyer's clock (its time zone when the invoice was issued)."""
+The documents speak the buyer's locale (CLDR via Babel): "$6,841.67" for en_US, "6.841,67 €"
+for es_ES, "￥7,500" for ja_JP, always with the currency's own decimals; the currency code
+is in the header. The JSON keeps locale-free decimal strings. Dates are on the buyer's
+clock (its time zone when the invoice was issued) and ISO-formatted in every locale."""
 
 from __future__ import annotations
 
@@ -14,9 +16,11 @@ from functools import cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from babel.numbers import format_currency, format_decimal
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from fairmeter.api.render import money, tier_use
+from fairmeter.domain.customers import DEFAULT_LOCALE
 from fairmeter.domain.invoices import Invoice, InvoiceKind, InvoiceLine
 from fairmeter.domain.money import Money
 from fairmeter.domain.numbers import format_quantity
@@ -127,62 +131,80 @@ class InvoiceView:
     period: str
     covers_until: str | None
     currency: str
+    locale: str
     lines: tuple[LineView, ...]
     subtotal: str
     total: str
     late_note: str | None
 
 
-def grouped(value: Decimal) -> str:
-    """A quantity with thousands separators and no trailing zeros: 4,500,000 or 1,234.5."""
-    return f"{Decimal(format_quantity(value)):,}"
+def grouped(value: Decimal | int, locale: str = DEFAULT_LOCALE) -> str:
+    """A quantity grouped the locale's way, every digit kept: 4,500,000 or 1.234,5 (de_DE)."""
+    exact = Decimal(format_quantity(Decimal(value)))
+    return format_decimal(exact, locale=locale, decimal_quantization=False)
 
 
 def amount_text(minor: int, currency: str) -> str:
+    """Locale-neutral ("USD 7,000.00"): for lists that mix customers, such as the CLI's."""
     return Money(minor, currency).format()
+
+
+def localized_amount(minor: int, currency: str, locale: str) -> str:
+    """The amount as the locale writes it. The digits are the rounded amount's (our
+    currency table's decimals), never re-rounded to CLDR's idea of the currency."""
+    amount = Money(minor, currency).as_decimal()
+    return format_currency(amount, currency, locale=locale, decimal_quantization=False)
 
 
 def _date(micros: int | None, zone: ZoneInfo) -> str:
     return "-" if micros is None else from_us(micros).astimezone(zone).strftime("%Y-%m-%d")
 
 
-def _tier_text(use: TierUse) -> str:
-    band = f"{grouped(use.lower)} - {'' if use.upper is None else grouped(use.upper)}"
+def _tier_text(use: TierUse, locale: str) -> str:
+    def num(value: Decimal | int) -> str:
+        return grouped(value, locale)
+
+    band = f"{num(use.lower)} - {'' if use.upper is None else num(use.upper)}"
     if use.packages is not None:
-        what = f"{use.packages:,} package(s) x {format_quantity(use.unit_price or Decimal(0))}"
+        what = f"{num(use.packages)} package(s) x {num(use.unit_price or Decimal(0))}"
     elif use.unit_price is not None:
-        what = f"{grouped(use.units)} x {format_quantity(use.unit_price)}"
+        what = f"{num(use.units)} x {num(use.unit_price)}"
     else:
-        what = f"{grouped(use.units)} units"
-    fee = f" + {format_quantity(use.flat_fee)} flat" if use.flat_fee else ""
-    return f"{band}: {what}{fee} = {format_quantity(use.amount)}"
+        what = f"{num(use.units)} units"
+    fee = f" + {num(use.flat_fee)} flat" if use.flat_fee else ""
+    return f"{band}: {what}{fee} = {num(use.amount)}"
 
 
-def _line_view(line: InvoiceLine, invoice: Invoice, zone: ZoneInfo) -> LineView:
+def _line_view(line: InvoiceLine, invoice: Invoice, zone: ZoneInfo, locale: str) -> LineView:
+    def amount(minor: int) -> str:
+        return localized_amount(minor, invoice.currency, locale)
+
     notes = []
     if line.billed_before_minor:
         notes.append(
-            f"of {amount_text(line.cumulative_minor, invoice.currency)} for "
-            f"{grouped(line.quantity)}, {amount_text(line.billed_before_minor, invoice.currency)}"
-            f" ({grouped(line.quantity_before)}) billed before"
+            f"of {amount(line.cumulative_minor)} for {grouped(line.quantity, locale)}, "
+            f"{amount(line.billed_before_minor)} ({grouped(line.quantity_before, locale)})"
+            " billed before"
         )
     if line.bounded_by:
         notes.append(f"{line.bounded_by} applied")
     return LineView(
         description=line.description,
         period=f"{_date(line.origin_start_us, zone)} - {_date(line.origin_end_us, zone)}",
-        quantity=grouped(line.quantity),
-        included="" if line.meter is None else grouped(line.included),
-        unit_price="" if line.unit_price is None else format_quantity(line.unit_price),
-        tiers=tuple(_tier_text(use) for use in line.tiers),
-        amount=amount_text(line.amount_minor, invoice.currency),
+        quantity=grouped(line.quantity, locale),
+        included="" if line.meter is None else grouped(line.included, locale),
+        unit_price="" if line.unit_price is None else grouped(line.unit_price, locale),
+        tiers=tuple(_tier_text(use, locale) for use in line.tiers),
+        amount=amount(line.amount_minor),
         note="; ".join(notes),
     )
 
 
 def invoice_view(invoice: Invoice, buyer: Mapping[str, object]) -> InvoiceView:
-    """`buyer`: the invoice's snapshot when issued, else the customer as it is now."""
+    """`buyer`: the invoice's snapshot when issued, else the customer as it is now; its
+    `locale` (see services.invoices.invoice_buyer) picks how numbers are written."""
     zone = ZoneInfo(str(buyer.get("timezone") or "UTC"))
+    locale = str(buyer.get("locale") or DEFAULT_LOCALE)
     seller = invoice.seller or {}
     kind = "Invoice" if invoice.kind is InvoiceKind.PERIOD else "Threshold invoice"
     number = invoice.number or "DRAFT"
@@ -209,9 +231,10 @@ def invoice_view(invoice: Invoice, buyer: Mapping[str, object]) -> InvoiceView:
         if invoice.kind is InvoiceKind.PERIOD
         else from_us(invoice.covers_until_us).astimezone(zone).strftime("%Y-%m-%d %H:%M"),
         currency=invoice.currency,
-        lines=tuple(_line_view(line, invoice, zone) for line in invoice.lines),
-        subtotal=amount_text(invoice.total_minor, invoice.currency),
-        total=amount_text(invoice.total_minor, invoice.currency),
+        locale=locale,
+        lines=tuple(_line_view(line, invoice, zone, locale) for line in invoice.lines),
+        subtotal=localized_amount(invoice.total_minor, invoice.currency, locale),
+        total=localized_amount(invoice.total_minor, invoice.currency, locale),
         late_note=late_note,
     )
 

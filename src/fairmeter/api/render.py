@@ -39,6 +39,7 @@ def customer(c: Customer) -> dict[str, object]:
         "email": c.email,
         "currency": c.currency,
         "timezone": c.timezone,
+        "locale": c.locale,
         "metadata": dict(c.metadata),
         "invoice_threshold": (
             None if c.invoice_threshold is None else format_quantity(c.invoice_threshold)

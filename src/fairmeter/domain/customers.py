@@ -9,16 +9,20 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel.core import Locale, UnknownLocaleError
+
 from fairmeter.domain.errors import Problems
 from fairmeter.domain.money import NotAnAmount, is_currency, parse_decimal
 
 CUSTOMER_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,255}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+DEFAULT_LOCALE = "en_US"
 EDITABLE = (
     "name",
     "email",
     "currency",
     "timezone",
+    "locale",
     "metadata",
     "invoice_threshold",
     "net_terms_days",
@@ -37,6 +41,8 @@ class Customer:
     # Billing terms that override the plan's when set.
     invoice_threshold: Decimal | None = None
     net_terms_days: int | None = None
+    # How invoices show numbers to this customer (CLDR: "6.841,67 €" for es_ES).
+    locale: str = DEFAULT_LOCALE
 
     @property
     def zone(self) -> ZoneInfo:
@@ -87,6 +93,8 @@ def _fields(body: Mapping[str, object], problems: Problems, defaults: bool) -> d
         out["currency"] = currency
     if "timezone" in body or defaults:
         out["timezone"] = _timezone(body.get("timezone", "UTC"), problems)
+    if "locale" in body or defaults:
+        out["locale"] = _locale(body.get("locale"), problems)
     if "metadata" in body or defaults:
         metadata = body.get("metadata") or {}
         if not isinstance(metadata, Mapping):
@@ -128,6 +136,20 @@ def _timezone(raw: object, problems: Problems) -> object:
     except (ValueError, ZoneInfoNotFoundError):
         problems.add("/timezone", "must be an IANA time zone such as Europe/Madrid")
     return raw
+
+
+def _locale(raw: object, problems: Problems) -> object:
+    """The canonical CLDR identifier ("es-ES" is stored as "es_ES"); null means the default.
+    Babel is the one non-stdlib import here: it is pure data (CLDR), no I/O or framework."""
+    if raw is None:
+        return DEFAULT_LOCALE
+    try:
+        if not isinstance(raw, str) or len(raw) > 35:
+            raise ValueError
+        return str(Locale.parse(raw, sep="-" if "-" in raw else "_"))
+    except (ValueError, TypeError, UnknownLocaleError):
+        problems.add("/locale", "must be a known locale such as en_US, es_ES, ja_JP or de_DE")
+        return raw
 
 
 def _non_finite(node: object, pointer: str) -> str | None:

@@ -100,14 +100,24 @@ def list_invoices(
 
 
 def invoice_buyer(rt: Runtime, invoice: Invoice) -> dict[str, object]:
-    """Who an invoice is addressed to: as issued, or for a draft the customer as it is now."""
-    if invoice.buyer is not None:
+    """Who an invoice is addressed to: as issued, or for a draft the customer as it is now.
+    The issued snapshot holds no locale (it is how numbers are written, not what the invoice
+    says), so the customer's current locale fills it in."""
+    if invoice.buyer is not None and "locale" in invoice.buyer:
         return dict(invoice.buyer)
     try:
         c = catalog.get_customer(rt.db, invoice.customer_key)
     except NotFound:
-        return {"key": invoice.customer_key}
-    return {"key": c.key, "name": c.name, "email": c.email, "timezone": c.timezone}
+        return {"key": invoice.customer_key, **(invoice.buyer or {})}
+    if invoice.buyer is not None:
+        return {**invoice.buyer, "locale": c.locale}
+    return {
+        "key": c.key,
+        "name": c.name,
+        "email": c.email,
+        "timezone": c.timezone,
+        "locale": c.locale,
+    }
 
 
 def _found(invoice: Invoice | None, invoice_id: str) -> Invoice:

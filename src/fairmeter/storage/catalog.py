@@ -10,7 +10,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection, RowMapping
 from sqlalchemy.exc import IntegrityError
 
-from fairmeter.domain.customers import Customer
+from fairmeter.domain.customers import DEFAULT_LOCALE, Customer
 from fairmeter.domain.errors import AlreadyExists, FieldError
 from fairmeter.domain.keys import Scope
 from fairmeter.domain.meters import Aggregation, JsonPath, Meter
@@ -83,6 +83,7 @@ def _customer_values(customer: Customer) -> dict[str, object]:
         "metadata": json.dumps(dict(customer.metadata), sort_keys=True),
         "invoice_threshold": _text(customer.invoice_threshold),
         "net_terms_days": customer.net_terms_days,
+        "locale": customer.locale,
     }
 
 
@@ -103,6 +104,8 @@ def _customer(row: RowMapping) -> Customer:
             Decimal(row["invoice_threshold"]) if row["invoice_threshold"] is not None else None
         ),
         net_terms_days=row["net_terms_days"],
+        # Customers created before migration 0004 have no locale stored.
+        locale=row["locale"] or DEFAULT_LOCALE,
     )
 
 

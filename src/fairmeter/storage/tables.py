@@ -129,6 +129,8 @@ usage_distinct = Table(
 # --- billing (migration 0002) -------------------------------------------------------------
 customers.append_column(Column("invoice_threshold", Text))
 customers.append_column(Column("net_terms_days", Integer))
+# How invoices format numbers for the customer (migration 0004); null reads as en_US.
+customers.append_column(Column("locale", String(35)))
 
 # A plan's versions: editing a plan that has subscribers adds a version; `definition` is
 # the plan as `domain.plans.Plan.as_dict()` writes it.
