@@ -20,24 +20,31 @@ def serve(
     host: str | None = typer.Option(None, "--host", help="Default: FAIRMETER_HOST or 127.0.0.1."),
     port: int | None = typer.Option(None, "--port", help="Default: FAIRMETER_PORT or 8000."),
     reload: bool = typer.Option(False, "--reload", help="Restart when the code changes."),
+    workers: int = typer.Option(
+        1, "--workers", min=1, max=64, help="Server processes (2 on a 2-core machine ingests more)."
+    ),
 ) -> None:
-    """Apply migrations, then serve the HTTP API (docs at /docs)."""
+    """Apply migrations, then serve the HTTP API (docs at /docs).
+
+    Example: fairmeter serve --port 8000 --workers 2"""
     settings = Settings.from_env()
     settings = replace(settings, host=host or settings.host, port=port or settings.port)
     with session(settings) as rt:
         note(f"Database {mask_url(settings.database_url)} is up to date.")
-        if reload:
+        if reload or workers > 1:
             import uvicorn
 
-            # The reloader re-imports the app in a child process: it needs an import string.
+            # The reloader and the workers import the app in child processes: they need an
+            # import string, and each process opens its own database connections.
             rt.close()
             uvicorn.run(
                 FACTORY,
                 factory=True,
                 host=settings.host,
                 port=settings.port,
-                reload=True,
-                reload_dirs=[str(Path(fairmeter.__file__).parent)],
+                reload=reload,
+                workers=None if reload else workers,
+                reload_dirs=[str(Path(fairmeter.__file__).parent)] if reload else None,
             )
         else:
             run(rt, settings.host, settings.port)
