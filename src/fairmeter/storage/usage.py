@@ -25,7 +25,8 @@ class Usage:
     def stored_digests(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
         return dialect.find_identities(self.conn, keys) if keys else {}
 
-    def insert_events(self, rows: list[EventRow]) -> set[tuple[str, str]]:
+    def insert_events(self, rows: list[EventRow]) -> set[tuple[str, str]] | None:
+        """The identities written, or None when every row was."""
         return dialect.insert_events(self.conn, rows)
 
     def add_rollups(self, rows: list[RollupRow]) -> None:
