@@ -7,7 +7,7 @@ from decimal import Decimal
 from fairmeter.domain.customers import Customer
 from fairmeter.domain.meters import Meter
 from fairmeter.domain.money import Money, minor_unit_exponent
-from fairmeter.domain.numbers import format_quantity
+from fairmeter.domain.numbers import format_optional, format_quantity
 from fairmeter.domain.plans import Line
 from fairmeter.domain.pricing import TierUse
 from fairmeter.domain.segments_rating import SegmentLine
@@ -41,9 +41,7 @@ def customer(c: Customer) -> dict[str, object]:
         "timezone": c.timezone,
         "locale": c.locale,
         "metadata": dict(c.metadata),
-        "invoice_threshold": (
-            None if c.invoice_threshold is None else format_quantity(c.invoice_threshold)
-        ),
+        "invoice_threshold": format_optional(c.invoice_threshold),
         "net_terms_days": c.net_terms_days,
     }
 
@@ -54,7 +52,7 @@ def usage_row(row: UsageRow) -> dict[str, object]:
         "to": _instant(row.span.end_us),
         "customer": row.customer,
         "group": row.group,
-        "value": None if row.value is None else format_quantity(row.value),
+        "value": format_optional(row.value),
     }
 
 
@@ -78,17 +76,13 @@ def plan(entry: PlanEntry) -> dict[str, object]:
     }
 
 
-def _quantity(value: Decimal | None) -> str | None:
-    return None if value is None else format_quantity(value)
-
-
 def tier_use(use: TierUse) -> dict[str, object]:
     return {
         "from": format_quantity(use.lower),
-        "to": _quantity(use.upper),
+        "to": format_optional(use.upper),
         "units": format_quantity(use.units),
         "packages": use.packages,
-        "unit_price": _quantity(use.unit_price),
+        "unit_price": format_optional(use.unit_price),
         "flat_fee": format_quantity(use.flat_fee),
         "amount": format_quantity(use.amount),
     }
@@ -104,7 +98,7 @@ def line(item: Line, currency: str) -> dict[str, object]:
         "included": format_quantity(item.included),
         "included_left": format_quantity(item.included_left),
         "billable": format_quantity(item.billable),
-        "unit_price": _quantity(item.unit_price),
+        "unit_price": format_optional(item.unit_price),
         "breakdown": [tier_use(use) for use in item.breakdown],
         "bounded_by": item.bounded_by,
         "exact_amount": format_quantity(item.amount_exact),

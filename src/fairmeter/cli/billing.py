@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 import typer
@@ -13,8 +13,9 @@ from rich.table import Table
 from fairmeter.api.invoice_pdf import invoice_pdf
 from fairmeter.api.invoice_render import amount_text, invoice_json, invoice_view
 from fairmeter.cli.console import echo, fail, note, out, session, table
+from fairmeter.domain.errors import InvalidInput
 from fairmeter.domain.invoices import Invoice, InvoiceStatus
-from fairmeter.domain.windows import from_us
+from fairmeter.domain.windows import from_us, parse_instant
 from fairmeter.services.billing import run_billing
 from fairmeter.services.invoices import get_invoice, invoice_buyer, list_invoices
 
@@ -32,12 +33,9 @@ def _instant(text: str | None) -> datetime | None:
     if text is None:
         return None
     try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise fail(f"--as-of {text!r} is not an RFC 3339 timestamp with an offset")
-    return moment.astimezone(UTC)
+        return parse_instant(text, "--as-of")
+    except InvalidInput as exc:
+        raise fail(f"--as-of {text!r}: {exc.errors[0].detail}") from None
 
 
 def _date(micros: int | None) -> str:

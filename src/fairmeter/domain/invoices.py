@@ -18,7 +18,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from fairmeter.domain.errors import Conflict, FieldError
-from fairmeter.domain.numbers import format_quantity
+from fairmeter.domain.numbers import format_optional, format_quantity
 from fairmeter.domain.pricing import TierUse
 
 NUMBER_DIGITS = 6
@@ -162,7 +162,7 @@ class InvoiceLine:
             "included": format_quantity(self.included),
             "included_left": format_quantity(self.included_left),
             "billable": format_quantity(self.billable),
-            "unit_price": _text(self.unit_price),
+            "unit_price": format_optional(self.unit_price),
             "tiers": [_tier_dict(t) for t in self.tiers],
             "bounded_by": self.bounded_by,
             "amount_exact": format(self.amount_exact, "f"),
@@ -207,10 +207,6 @@ def _int(raw: object) -> int:
     return raw
 
 
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else format_quantity(value)
-
-
 def _decimal(raw: object) -> Decimal | None:
     return None if raw is None else Decimal(str(raw))
 
@@ -218,9 +214,9 @@ def _decimal(raw: object) -> Decimal | None:
 def _tier_dict(use: TierUse) -> dict[str, object]:
     return {
         "lower": format_quantity(use.lower),
-        "upper": _text(use.upper),
+        "upper": format_optional(use.upper),
         "units": format_quantity(use.units),
-        "unit_price": _text(use.unit_price),
+        "unit_price": format_optional(use.unit_price),
         "flat_fee": format_quantity(use.flat_fee),
         "amount": format(use.amount, "f"),
         "packages": use.packages,

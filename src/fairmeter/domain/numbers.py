@@ -64,3 +64,8 @@ def format_quantity(value: Decimal) -> str:
         return "0"
     text = format(value.normalize(EXACT), "f")
     return text
+
+
+def format_optional(value: Decimal | None) -> str | None:
+    """format_quantity, passing None through (nullable columns and JSON fields)."""
+    return None if value is None else format_quantity(value)

@@ -9,6 +9,8 @@ from enum import StrEnum
 from itertools import pairwise
 from zoneinfo import ZoneInfo
 
+from fairmeter.domain.errors import FieldError, InvalidInput
+
 # Rollups are kept per 15 minutes: every UTC offset in use today is a multiple of
 # 15 minutes, so hour, day and month windows in any current time zone are unions
 # of whole buckets. A boundary that is not (historical offsets) is computed from raw events.
@@ -122,3 +124,34 @@ def estimate_windows(span: Span, window: Window) -> int:
     if longest is None:
         return 1
     return (span.end - span.start) // longest
+
+
+# Instants users may name: calendar arithmetic near year 1 or 9999 overflows, and no usage
+# or billing lives outside these years.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(3000, 1, 1, tzinfo=UTC)
+
+
+def parse_instant(raw: object, pointer: str) -> datetime:
+    """An RFC 3339 timestamp with an offset, between 1970 and 2999, as aware UTC.
+
+    The one parser for instants named in requests (API bodies, query strings, CLI options);
+    raises InvalidInput naming `pointer`."""
+    try:
+        moment = datetime.fromisoformat(raw.strip()) if isinstance(raw, str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None:
+        raise InvalidInput(
+            f"{raw!r} is not an RFC 3339 timestamp with an offset",
+            errors=(
+                FieldError(pointer, "must be an RFC 3339 timestamp like 2026-11-01T00:00:00Z"),
+            ),
+        )
+    moment = moment.astimezone(UTC)
+    if not EARLIEST <= moment < LATEST:
+        raise InvalidInput(
+            f"{raw!r} is outside the supported range",
+            errors=(FieldError(pointer, "must be between 1970 and 2999"),),
+        )
+    return moment

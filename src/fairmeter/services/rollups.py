@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from fairmeter.domain.aggregates import Partial
 from fairmeter.domain.meters import Aggregation, Meter
-from fairmeter.domain.numbers import EXACT, format_quantity
+from fairmeter.domain.numbers import EXACT, format_optional, format_quantity
 from fairmeter.domain.windows import bucket_of
 from fairmeter.storage.usage import DistinctRow, RollupRow, Usage
 
@@ -78,14 +78,10 @@ class RollupBatch:
                     key_text,
                     p.count,
                     format_quantity(p.total),
-                    _text(p.maximum),
+                    format_optional(p.maximum),
                     p.latest_us,
-                    _text(p.latest),
+                    format_optional(p.latest),
                 )
             )
         usage.add_rollups(rows)
         usage.add_distinct(list(self.distinct))
-
-
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else format_quantity(value)

@@ -8,13 +8,10 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fairmeter.domain.errors import FieldError, InvalidInput
-from fairmeter.domain.windows import Span, Window
+from fairmeter.domain.windows import Span, Window, parse_instant
 from fairmeter.services import catalog
 from fairmeter.services.runtime import Runtime
 from fairmeter.services.usage import UsageQuery
-
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(3000, 1, 1, tzinfo=UTC)
 
 
 def usage_query(
@@ -30,8 +27,8 @@ def usage_query(
     """Defaults: the customer's time zone (else UTC), from the month's start, to now."""
     zone = _zone(timezone, customer, rt)
     now = rt.clock.now()
-    start = _instant(from_, "/from") if from_ else month_start(now, zone)
-    end = _instant(to, "/to") if to else now
+    start = parse_instant(from_, "/from") if from_ else month_start(now, zone)
+    end = parse_instant(to, "/to") if to else now
     if not start < end:
         raise InvalidInput(
             "'from' must be before 'to'", errors=(FieldError("/from", "must be before 'to'"),)
@@ -52,26 +49,6 @@ def _zone(name: str | None, customer: str | None, rt: Runtime) -> ZoneInfo:
             f"{name!r} is not a time zone",
             errors=(FieldError("/timezone", "must be an IANA time zone such as Europe/Madrid"),),
         ) from None
-
-
-def _instant(text: str, pointer: str) -> datetime:
-    try:
-        moment: datetime | None = datetime.fromisoformat(text.strip())
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise InvalidInput(
-            f"{text!r} is not an RFC 3339 timestamp with an offset",
-            errors=(FieldError(pointer, "must be like 2026-11-01T00:00:00Z"),),
-        )
-    moment = moment.astimezone(UTC)
-    if not EARLIEST <= moment < LATEST:
-        # Calendar arithmetic near year 1 or 9999 overflows; no usage lives there anyway.
-        raise InvalidInput(
-            f"{text!r} is outside the supported range",
-            errors=(FieldError(pointer, "must be between 1970 and 2999"),),
-        )
-    return moment
 
 
 def month_start(now: datetime, zone: ZoneInfo) -> datetime:

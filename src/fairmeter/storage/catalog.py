@@ -14,7 +14,7 @@ from fairmeter.domain.customers import DEFAULT_LOCALE, Customer
 from fairmeter.domain.errors import AlreadyExists, FieldError
 from fairmeter.domain.keys import Scope
 from fairmeter.domain.meters import Aggregation, JsonPath, Meter
-from fairmeter.domain.numbers import format_quantity
+from fairmeter.domain.numbers import format_optional
 from fairmeter.storage.tables import api_keys, customers, events, meters
 
 
@@ -46,8 +46,8 @@ class Customers:
             values["metadata"] = json.dumps(values["metadata"], sort_keys=True)
         if "invoice_threshold" in values:
             threshold = values["invoice_threshold"]
-            values["invoice_threshold"] = (
-                format_quantity(threshold) if isinstance(threshold, Decimal) else None
+            values["invoice_threshold"] = format_optional(
+                threshold if isinstance(threshold, Decimal) else None
             )
         self.conn.execute(
             update(customers).where(customers.c.key == key).values(**values, updated_us=now_us)
@@ -81,14 +81,10 @@ def _customer_values(customer: Customer) -> dict[str, object]:
         "currency": customer.currency,
         "timezone": customer.timezone,
         "metadata": json.dumps(dict(customer.metadata), sort_keys=True),
-        "invoice_threshold": _text(customer.invoice_threshold),
+        "invoice_threshold": format_optional(customer.invoice_threshold),
         "net_terms_days": customer.net_terms_days,
         "locale": customer.locale,
     }
-
-
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else format_quantity(value)
 
 
 def _customer(row: RowMapping) -> Customer:

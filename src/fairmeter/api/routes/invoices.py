@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Query
@@ -15,7 +15,7 @@ from fairmeter.api.invoice_pdf import invoice_pdf
 from fairmeter.api.invoice_render import InvoiceView, invoice_html, invoice_json, invoice_view
 from fairmeter.domain.errors import FieldError, InvalidInput
 from fairmeter.domain.invoices import Invoice, InvoiceStatus, StatusAction
-from fairmeter.domain.windows import from_us
+from fairmeter.domain.windows import from_us, parse_instant
 from fairmeter.services.billing import RunReport, run_billing
 from fairmeter.services.invoices import (
     change_status,
@@ -41,18 +41,7 @@ def _fields(body: Mapping[str, Any] | None, allowed: tuple[str, ...]) -> Mapping
 
 
 def _as_of(raw: object) -> datetime | None:
-    if raw is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(raw) if isinstance(raw, str) else None
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        raise InvalidInput(
-            "as_of is not an RFC 3339 timestamp with an offset",
-            errors=(FieldError("/as_of", "must be like 2026-12-01T00:00:00Z"),),
-        )
-    return moment.astimezone(UTC)
+    return None if raw is None else parse_instant(raw, "/as_of")
 
 
 def _summary(invoice: Invoice) -> dict[str, object]:

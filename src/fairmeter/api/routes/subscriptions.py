@@ -4,24 +4,22 @@ invoice."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends
 
 from fairmeter.api import render
 from fairmeter.api.deps import admin, runtime
-from fairmeter.domain.errors import Problems
+from fairmeter.domain.errors import InvalidInput, Problems
 from fairmeter.domain.pricing.fields import FieldReader
 from fairmeter.domain.subscriptions import ChangeAt
+from fairmeter.domain.windows import parse_instant
 from fairmeter.services import subscriptions
 from fairmeter.services.runtime import Runtime
 from fairmeter.services.upcoming import upcoming_invoice
 
 router = APIRouter(tags=["subscriptions"], dependencies=[Depends(admin)])
-
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(3000, 1, 1, tzinfo=UTC)
 
 
 def _instant(fields: FieldReader, name: str) -> datetime | None:
@@ -30,16 +28,10 @@ def _instant(fields: FieldReader, name: str) -> datetime | None:
     if raw is None:
         return None
     try:
-        moment = datetime.fromisoformat(raw) if isinstance(raw, str) else None
-    except ValueError:
-        moment = None
-    if moment is None or moment.tzinfo is None:
-        fields.report(name, "must be an RFC 3339 timestamp with an offset, like 2026-11-01T00:00Z")
+        return parse_instant(raw, f"/{name}")
+    except InvalidInput as exc:
+        fields.report(name, exc.errors[0].detail)
         return None
-    if not EARLIEST <= moment < LATEST:
-        fields.report(name, "must be between 1970 and 2999")
-        return None
-    return moment.astimezone(UTC)
 
 
 def _reader(body: Mapping[str, Any], allowed: tuple[str, ...], what: str) -> FieldReader:
