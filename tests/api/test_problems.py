@@ -101,3 +101,11 @@ def test_the_docs_page_is_html(api: httpx.Client) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
     assert "/openapi.json" in response.text
+
+
+@pytest.mark.parametrize("path", ["/v1/customers", "/v1/meters", "/v1/plans"])
+def test_a_json_route_refuses_another_media_type_with_415(api: httpx.Client, path: str) -> None:
+    response = api.post(path, content=b'{"key": "x"}', headers={"content-type": "text/plain"})
+    assert response.status_code == 415
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "unsupported_media_type"

@@ -7,12 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Query
 
 from fairmeter.api import render
-from fairmeter.api.deps import admin, runtime
+from fairmeter.api.deps import admin, json_body, runtime
 from fairmeter.domain.customers import parse_customer, parse_customer_changes
 from fairmeter.services import catalog
 from fairmeter.services.runtime import Runtime
 
-router = APIRouter(tags=["customers"], dependencies=[Depends(admin)])
+router = APIRouter(tags=["customers"], dependencies=[Depends(admin), Depends(json_body)])
 
 _EXAMPLE = {
     "key": "acme",

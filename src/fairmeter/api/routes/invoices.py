@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, FastAPI, Query
 from fastapi.responses import HTMLResponse, Response
 
-from fairmeter.api.deps import admin, runtime
+from fairmeter.api.deps import admin, json_body, runtime
 from fairmeter.api.invoice_pdf import invoice_pdf
 from fairmeter.api.invoice_render import InvoiceView, invoice_html, invoice_json, invoice_view
 from fairmeter.domain.errors import FieldError, InvalidInput
@@ -26,7 +26,7 @@ from fairmeter.services.invoices import (
 from fairmeter.services.runtime import Runtime
 from fairmeter.services.thresholds import ThresholdSweeper, check_thresholds
 
-router = APIRouter(tags=["invoices"], dependencies=[Depends(admin)])
+router = APIRouter(tags=["invoices"], dependencies=[Depends(admin), Depends(json_body)])
 
 
 def _fields(body: Mapping[str, Any] | None, allowed: tuple[str, ...]) -> Mapping[str, Any]:

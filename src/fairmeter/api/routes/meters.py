@@ -8,7 +8,7 @@ import msgspec
 from fastapi import APIRouter, Body, Depends, Query, Response
 
 from fairmeter.api import render
-from fairmeter.api.deps import admin, runtime
+from fairmeter.api.deps import admin, json_body, runtime
 from fairmeter.domain.meters import parse_meter
 from fairmeter.domain.windows import Window
 from fairmeter.services import catalog
@@ -16,7 +16,7 @@ from fairmeter.services.runtime import Runtime
 from fairmeter.services.usage import query_usage
 from fairmeter.services.usage_request import usage_query
 
-router = APIRouter(tags=["meters"], dependencies=[Depends(admin)])
+router = APIRouter(tags=["meters"], dependencies=[Depends(admin), Depends(json_body)])
 
 _METER_EXAMPLE = {
     "key": "tokens",

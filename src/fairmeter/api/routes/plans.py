@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends, Query
 
 from fairmeter.api import render
-from fairmeter.api.deps import admin, runtime
+from fairmeter.api.deps import admin, json_body, runtime
 from fairmeter.domain.errors import Problems
 from fairmeter.domain.money import NotAnAmount, parse_decimal
 from fairmeter.domain.plans import Plan, parse_plan
@@ -17,7 +17,7 @@ from fairmeter.domain.pricing.fields import escape
 from fairmeter.services import plans
 from fairmeter.services.runtime import Runtime
 
-router = APIRouter(tags=["plans"], dependencies=[Depends(admin)])
+router = APIRouter(tags=["plans"], dependencies=[Depends(admin), Depends(json_body)])
 
 # What GET adds to a plan: sent back with an edit, they are ignored, not refused.
 READ_ONLY = ("version", "created_at", "edit")

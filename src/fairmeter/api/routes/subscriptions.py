@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends
 
 from fairmeter.api import render
-from fairmeter.api.deps import admin, runtime
+from fairmeter.api.deps import admin, json_body, runtime
 from fairmeter.domain.errors import InvalidInput, Problems
 from fairmeter.domain.pricing.fields import FieldReader
 from fairmeter.domain.subscriptions import ChangeAt
@@ -19,7 +19,7 @@ from fairmeter.services import subscriptions
 from fairmeter.services.runtime import Runtime
 from fairmeter.services.upcoming import upcoming_invoice
 
-router = APIRouter(tags=["subscriptions"], dependencies=[Depends(admin)])
+router = APIRouter(tags=["subscriptions"], dependencies=[Depends(admin), Depends(json_body)])
 
 
 def _instant(fields: FieldReader, name: str) -> datetime | None:
