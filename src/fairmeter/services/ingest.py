@@ -76,8 +76,8 @@ class _Entry:
     outcome: _Outcome
     index: int
     event: UsageEvent
+    row: EventRow  # built in the request thread, not under the write lock
     contributions: list[Contribution] = field(default_factory=list)
-    row: EventRow | None = None  # built in the request thread, not under the write lock
 
 
 @dataclass
@@ -110,6 +110,7 @@ def prepare(db: Database, request: IngestRequest) -> Prepared:
     """Outside the write lock: events already stored are settled as duplicates (stored
     events are never removed), the rest measured. A replayed batch thus costs one read."""
     keys = [(event.source, event.id) for _, event in request.items]
+    received_us = request.received_us
     with db.read() as conn:
         meters = Meters(conn).active_for_types({event.type for _, event in request.items})
         stored = Usage(conn).stored_digests(keys)
@@ -118,7 +119,7 @@ def prepare(db: Database, request: IngestRequest) -> Prepared:
     for index, event in request.items:
         known = stored.get((event.source, event.id))
         if known is None:
-            candidates.append(_Entry(outcome, index, event))
+            candidates.append(_Entry(outcome, index, event, _row(event, received_us)))
         else:
             outcome.repeat(known, index, event)
     outcome.settled_duplicates = outcome.duplicates
@@ -131,8 +132,6 @@ def _measured(outcome: _Outcome, candidates: list[_Entry], meters: MetersByType)
     for entry in candidates:
         entry.contributions = []
     kept = [entry for entry in candidates if _measure(entry, meters)]
-    for entry in kept:
-        entry.row = _row(entry)
     outcome.settled = list(outcome.rejected)
     return Prepared(outcome, candidates, kept, meters, _rollups(kept))
 
@@ -162,17 +161,17 @@ def record_prepared(db: Database, prepared: Sequence[Prepared]) -> list[IngestRe
         # Identities were looked up in `prepare`; one stored since then by another writer
         # is caught by the insert itself (its conflict), so no second lookup is needed.
         fresh, repeated = _first_of_each_identity(prepared)
-        written = usage.insert_events([e.row or _row(e) for e in fresh])
+        written = usage.insert_events([e.row for e in fresh])
         lost = [] if written is None else [e for e in fresh if _identity(e) not in written]
         for entry in fresh:
             entry.outcome.accepted += 1
         _rollups_of_written(prepared, fresh, lost, repeated).write(usage)
         if lost:
             # Another writer stored these since `prepare` looked: same rules apply.
-            stored = usage.stored_digests([(e.event.source, e.event.id) for e in lost])
+            stored = usage.stored_digests([_identity(e) for e in lost])
             for entry in lost:
                 entry.outcome.accepted -= 1
-                digest = stored[(entry.event.source, entry.event.id)]
+                digest = stored[_identity(entry)]
                 entry.outcome.repeat(digest, entry.index, entry.event)
     return [p.outcome.result() for p in prepared]
 
@@ -258,15 +257,14 @@ def _measure(entry: _Entry, meters: MetersByType) -> bool:
     return True
 
 
-def _row(entry: _Entry) -> EventRow:
-    event = entry.event
+def _row(event: UsageEvent, received_us: int) -> EventRow:
     return (
         event.source,
         event.id,
         event.type,
         event.subject,
         event.time_us,
-        entry.outcome.request.received_us,
+        received_us,
         event.data_json.decode(),
         event.digest,
     )
