@@ -122,3 +122,13 @@ def test_a_run_as_of_an_earlier_instant_bills_what_had_ended_then(runtime: Runti
     assert [(i.period_start_us, i.issued_us) for i in report.finalized] == [
         (to_us(SEP), to_us(OCT + timedelta(days=3)))
     ]
+
+
+def test_a_run_reports_its_progress_chunk_by_chunk(runtime: Runtime) -> None:
+    world = World(runtime).at(SEP).meter("tokens", "sum").plan("base", **PLAN)
+    for n in range(5):
+        world.customer(f"c{n}").subscribe(f"c{n}", "base", SEP)
+    world.at(datetime(2026, 11, 15, 12, tzinfo=UTC))
+    seen: list[tuple[int, int]] = []
+    run_billing(runtime, chunk=2, progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(2, 5), (4, 5), (5, 5)]

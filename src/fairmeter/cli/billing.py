@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from rich.table import Table
 
 from fairmeter.api.invoice_pdf import invoice_pdf
 from fairmeter.api.invoice_render import amount_text, invoice_json, invoice_view
-from fairmeter.cli.console import echo, fail, note, out, session, table
+from fairmeter.cli.console import echo, err, fail, note, out, session, table
 from fairmeter.domain.errors import InvalidInput
 from fairmeter.domain.invoices import Invoice, InvoiceStatus
 from fairmeter.domain.windows import from_us, parse_instant
@@ -38,6 +40,21 @@ def _instant(text: str | None) -> datetime | None:
         raise fail(f"--as-of {text!r}: {exc.errors[0].detail}") from None
 
 
+@contextmanager
+def _progress() -> Iterator[Callable[[int, int], None]]:
+    """A live bar on a terminal (a run over many customers takes seconds to minutes)."""
+    console = err()
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    live = Progress(*columns, console=console, transient=True, disable=not console.is_terminal)
+    with live as bar:
+        task = bar.add_task("Billing subscriptions", total=None)
+
+        def advance(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield advance
+
+
 def _date(micros: int | None) -> str:
     return "-" if micros is None else from_us(micros).strftime("%Y-%m-%d")
 
@@ -61,8 +78,8 @@ def bill(
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
 ) -> None:
     """Invoice every period that has ended; issue drafts whose grace period is over."""
-    with session(options={"/as_of": "--as-of"}) as rt:
-        report = run_billing(rt, _instant(as_of))
+    with session(options={"/as_of": "--as-of"}) as rt, _progress() as advance:
+        report = run_billing(rt, _instant(as_of), progress=advance)
     issued = {i.id for i in report.finalized}
     rows = [("created", i) for i in report.created if i.id not in issued]
     rows += [("updated", i) for i in report.updated]

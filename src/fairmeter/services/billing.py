@@ -12,7 +12,7 @@ invoices are re-read and written, so two runs never bill the same period twice."
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -49,8 +49,15 @@ class RunReport:
     thresholds: list[Invoice] = field(default_factory=list)
 
 
-def run_billing(rt: Runtime, as_of: datetime | None = None, chunk: int = CHUNK) -> RunReport:
-    """Bill every period that ended by `as_of` (default: now; never in the future)."""
+def run_billing(
+    rt: Runtime,
+    as_of: datetime | None = None,
+    chunk: int = CHUNK,
+    progress: Callable[[int, int], None] | None = None,
+) -> RunReport:
+    """Bill every period that ended by `as_of` (default: now; never in the future).
+
+    `progress(done, total)` is told the subscriptions handled after each chunk."""
     now = rt.clock.now()
     as_of = now if as_of is None else as_of
     if as_of > now:
@@ -69,6 +76,8 @@ def run_billing(rt: Runtime, as_of: datetime | None = None, chunk: int = CHUNK) 
     report = RunReport(as_of)
     for start in range(0, len(subscriptions), chunk):
         _bill_chunk(rt, subscriptions[start : start + chunk], meters, as_of_us, report)
+        if progress is not None:
+            progress(min(start + chunk, len(subscriptions)), len(subscriptions))
     report.thresholds = check_thresholds(rt, as_of)
     return report
 
