@@ -30,10 +30,6 @@ class Aggregation(StrEnum):
     def needs_value(self) -> bool:
         return self is not Aggregation.COUNT
 
-    @property
-    def needs_number(self) -> bool:
-        return self in (Aggregation.SUM, Aggregation.MAX, Aggregation.LATEST)
-
 
 @dataclass(frozen=True)
 class JsonPath:

@@ -13,9 +13,9 @@ from calendar import monthrange
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal
-from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from fairmeter.domain.plans import Interval
 from fairmeter.domain.windows import Span, from_us, to_us
 
 # A period lasts at most ~3.2e13 microseconds (a year), so 34 significant digits carry any
@@ -24,9 +24,8 @@ _FRACTION = Context(prec=34, rounding=ROUND_HALF_EVEN)
 _MONTHS_PER_STEP = {"month": 1, "year": 12}
 
 
-class BillingInterval(StrEnum):
-    MONTH = "month"
-    YEAR = "year"
+# One month/year enum for plans and periods.
+BillingInterval = Interval
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from fairmeter.domain.subscriptions import Segment, Subscription
 from fairmeter.domain.subscriptions import materialize as materialized
 from fairmeter.domain.windows import Span, from_us
 from fairmeter.services.billing_usage import NONE, Measure, MeasureKey, measure_key
-from fairmeter.storage.billing import Plans, Segments, Subscriptions
+from fairmeter.storage.billing import Plans, Segments
 from fairmeter.storage.catalog import Meters
 from fairmeter.storage.invoices import CustomerTerms, customer_terms
 
@@ -84,12 +84,6 @@ def load_accounts(
                 plans[key] = plan
         accounts.append(Account(subscription, tuple(segments), plans, customer))
     return accounts
-
-
-def load_account(conn: Connection, subscription_id: str, as_of_us: int) -> Account | None:
-    found = Subscriptions(conn).by_id(subscription_id)
-    accounts = load_accounts(conn, [found], as_of_us) if found else []
-    return accounts[0] if accounts else None
 
 
 def pieces_of(account: Account, period: Span) -> list[Piece]:
