@@ -15,6 +15,7 @@ from decimal import Decimal
 from fairmeter.domain.errors import FieldError
 from fairmeter.domain.events import IngestResult, Rejection, UsageEvent
 from fairmeter.domain.meters import EventNotMetered, Meter
+from fairmeter.services.hooks import Origin, Recorded
 from fairmeter.services.rollups import Group, RollupBatch
 from fairmeter.storage.catalog import Meters
 from fairmeter.storage.database import Database
@@ -34,6 +35,7 @@ class IngestRequest:
     rejected: Sequence[Rejection]
     received_us: int
     batch: bool = True
+    origin: Origin = Origin.EVENTS
 
 
 @dataclass
@@ -145,9 +147,14 @@ def _rollups(entries: Sequence[_Entry]) -> RollupBatch:
     return rollups
 
 
-def record_prepared(db: Database, prepared: Sequence[Prepared]) -> list[IngestResult]:
+def record_prepared(
+    db: Database, prepared: Sequence[Prepared], recorded: list[Recorded] | None = None
+) -> list[IngestResult]:
     """The dedupe check, the event rows and their rollups commit together, so an event is
-    acknowledged only once it is durably stored, and a failure leaves no claim behind."""
+    acknowledged only once it is durably stored, and a failure leaves no claim behind.
+
+    When `recorded` is given, each written event's contributions are appended to it once
+    the transaction has committed (for the listeners of `hooks`)."""
     for p in prepared:
         p.outcome.restart()
     if not any(p.candidates for p in prepared):
@@ -173,7 +180,19 @@ def record_prepared(db: Database, prepared: Sequence[Prepared]) -> list[IngestRe
                 entry.outcome.accepted -= 1
                 digest = stored[_identity(entry)]
                 entry.outcome.repeat(digest, entry.index, entry.event)
+    if recorded is not None:
+        recorded.extend(_recorded(fresh, lost))
     return [p.outcome.result() for p in prepared]
+
+
+def _recorded(fresh: Sequence[_Entry], lost: Sequence[_Entry]) -> list[Recorded]:
+    lost_ids = {id(e) for e in lost}
+    return [
+        Recorded(e.event.subject, meter, e.event.time_us, value, group, e.outcome.request.origin)
+        for e in fresh
+        if id(e) not in lost_ids
+        for meter, value, group in e.contributions
+    ]
 
 
 def _remeasured(prepared: Prepared, current: MetersByType) -> Prepared:

@@ -12,6 +12,7 @@ import threading
 from concurrent.futures import Future
 
 from fairmeter.domain.events import IngestResult
+from fairmeter.services.hooks import Hooks, Recorded
 from fairmeter.services.ingest import IngestRequest, Prepared, prepare, record_prepared
 from fairmeter.storage.database import Database
 
@@ -19,8 +20,9 @@ _Pending = tuple[Prepared, "Future[IngestResult]"]
 
 
 class GroupCommitter:
-    def __init__(self, db: Database, max_events: int = 20_000):
+    def __init__(self, db: Database, max_events: int = 20_000, hooks: Hooks | None = None):
         self.db = db
+        self.hooks = hooks or Hooks()
         self.max_events = max_events
         self._queue: queue.SimpleQueue[_Pending | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -72,8 +74,9 @@ class GroupCommitter:
             self._commit(group)
 
     def _commit(self, group: list[_Pending]) -> None:
+        recorded: list[Recorded] | None = [] if self.hooks.wants_usage else None
         try:
-            results = record_prepared(self.db, [prepared for prepared, _ in group])
+            results = record_prepared(self.db, [prepared for prepared, _ in group], recorded)
         except Exception as exc:
             if len(group) == 1:
                 group[0][1].set_exception(exc)
@@ -82,5 +85,7 @@ class GroupCommitter:
             for pending in group:
                 self._commit([pending])
             return
+        if recorded:
+            self.hooks.usage_recorded(recorded)  # before the acknowledgements: fresh counters
         for (_, future), result in zip(group, results, strict=True):
             future.set_result(result)

@@ -8,6 +8,7 @@ from functools import cached_property
 from fairmeter.domain.events import IngestPolicy
 from fairmeter.domain.invoices import BillingSettings
 from fairmeter.services.clock import Clock, SystemClock
+from fairmeter.services.hooks import Hooks
 from fairmeter.services.ingest_queue import GroupCommitter
 from fairmeter.storage.database import Database
 
@@ -18,11 +19,14 @@ class Runtime:
     clock: Clock = field(default_factory=SystemClock)
     policy: IngestPolicy = field(default_factory=IngestPolicy)
     billing: BillingSettings = field(default_factory=BillingSettings)
+    hooks: Hooks = field(default_factory=Hooks)
 
     @cached_property
     def ingest(self) -> GroupCommitter:
         """Where the API sends events: concurrent requests share commits."""
-        return GroupCommitter(self.db, max_events=max(self.policy.max_batch_events, 20_000))
+        return GroupCommitter(
+            self.db, max_events=max(self.policy.max_batch_events, 20_000), hooks=self.hooks
+        )
 
     def close(self) -> None:
         if "ingest" in self.__dict__:
