@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 lint: install
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/ruff format --check src tests bench examples
 	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy examples
 	$(VENV)/bin/lint-imports
 
 test: lint

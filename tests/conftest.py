@@ -30,6 +30,14 @@ from fairmeter.wiring import build
 
 PG_ADMIN_URL = os.environ.get("FAIRMETER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 TABLES = (
+    "limit_denials",
+    "customer_suspensions",
+    "limit_overrides",
+    "alert_rules",
+    "delivery_attempts",
+    "deliveries",
+    "webhook_endpoints",
+    "notifications",
     "invoice_series",
     "invoices",
     "subscription_segments",

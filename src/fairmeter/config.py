@@ -20,6 +20,16 @@ class Settings:
     seller_name: str = "fairmeter"
     seller_address: str = ""
     threshold_check_seconds: int = 60
+    # Notifications (docs/notifications.md): SMTP for email, hosts/CIDRs webhooks may target
+    # although private, and how often an idle delivery worker looks for due deliveries.
+    smtp_url: str = ""
+    webhook_allow_private: tuple[str, ...] = ()
+    worker_poll_seconds: float = 1.0
+    # Limits (docs/limits.md): Redis for counters shared by several processes, and what a
+    # decision does when Redis cannot be reached ("open": admit uncounted; "closed": refuse).
+    redis_url: str = ""
+    redis_failure: str = "closed"
+    redis_prefix: str = "fm:"  # every Redis key starts with it (several deployments, tests)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -42,7 +52,23 @@ class Settings:
             threshold_check_seconds=_int(
                 env, "FAIRMETER_THRESHOLD_CHECK_SECONDS", cls.threshold_check_seconds, minimum=0
             ),
+            smtp_url=env.get("FAIRMETER_SMTP_URL", ""),
+            webhook_allow_private=tuple(
+                h.strip()
+                for h in env.get("FAIRMETER_WEBHOOK_ALLOW_PRIVATE", "").split(",")
+                if h.strip()
+            ),
+            worker_poll_seconds=_int(env, "FAIRMETER_WORKER_POLL_MS", 1000) / 1000,
+            redis_url=env.get("FAIRMETER_REDIS_URL", ""),
+            redis_failure=_failure(env.get("FAIRMETER_REDIS_FAILURE") or cls.redis_failure),
+            redis_prefix=env.get("FAIRMETER_REDIS_PREFIX") or cls.redis_prefix,
         )
+
+
+def _failure(raw: str) -> str:
+    if raw not in ("open", "closed"):
+        raise SystemExit(f"FAIRMETER_REDIS_FAILURE must be open or closed, not {raw!r}")
+    return raw
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:

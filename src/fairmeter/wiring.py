@@ -7,8 +7,14 @@ from datetime import timedelta
 from fairmeter.config import Settings
 from fairmeter.domain.events import IngestPolicy
 from fairmeter.domain.invoices import BillingSettings
+from fairmeter.domain.notifications import ChannelSettings, TargetPolicy
+from fairmeter.services.alert_evaluator import AlertEvaluator
 from fairmeter.services.clock import Clock, SystemClock
+from fairmeter.services.entitlements import Enforcer
+from fairmeter.services.notifications import lifecycle_listener
 from fairmeter.services.runtime import Runtime
+from fairmeter.storage.counters import Counters
+from fairmeter.storage.counters_local import LocalCounters
 from fairmeter.storage.database import Database, make_engine
 from fairmeter.storage.migrate import upgrade
 
@@ -28,7 +34,32 @@ def build(settings: Settings, clock: Clock | None = None, migrate: bool = True) 
         seller_address=settings.seller_address,
         threshold_check_seconds=settings.threshold_check_seconds,
     )
-    return Runtime(db=db, clock=clock or SystemClock(), policy=policy, billing=billing)
+    channels = ChannelSettings(
+        smtp_url=settings.smtp_url,
+        targets=TargetPolicy.parse(settings.webhook_allow_private),
+        poll_seconds=settings.worker_poll_seconds,
+    )
+    rt = Runtime(
+        db=db, clock=clock or SystemClock(), policy=policy, billing=billing, channels=channels
+    )
+    # Every lifecycle notice (limit reached, plan upgraded, ...) becomes a notification.
+    rt.hooks.on_lifecycle(lifecycle_listener(rt.db, rt.clock))
+    # Alert rules are evaluated as usage is recorded, in a thread of their own.
+    rt.alerts = AlertEvaluator(rt)
+    rt.hooks.on_usage(rt.alerts.listener)
+    rt.limits = Enforcer(rt, _counters(settings), fail_open=settings.redis_failure == "open")
+    return rt
+
+
+def _counters(settings: Settings) -> Counters:
+    """Redis when configured (several processes enforce one limit), else this process;
+    local counters re-read the database every second when idle, so usage written by other
+    processes (a CLI import) shows up."""
+    if settings.redis_url:
+        from fairmeter.storage.counters_redis import RedisCounters
+
+        return RedisCounters(settings.redis_url, prefix=settings.redis_prefix)
+    return LocalCounters(refresh_after_s=1.0)
 
 
 def create_app_from_env() -> object:

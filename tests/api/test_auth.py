@@ -82,3 +82,26 @@ def test_a_request_without_a_key_records_nothing(
     assert rejected.status_code == 401
     usage = api.get("/v1/meters/calls/usage", params={"customer": "acme"}).json()
     assert [row["value"] for row in usage["data"]] == ["0"]
+
+
+def test_a_verified_key_is_remembered_and_an_unknown_one_never(runtime) -> None:
+    from fairmeter.domain.keys import Scope
+    from fairmeter.services.keys import VerifiedKeys, create_key
+
+    keys = VerifiedKeys(ttl_s=60)
+    key = create_key(runtime.db, runtime.clock, Scope.INGEST, "cache")
+    assert keys.cached(key) is None
+    assert keys.verify(runtime.db, key) is Scope.INGEST
+    assert keys.cached(key) is Scope.INGEST
+    unknown = key[:-8] + "AAAAAAAA"
+    assert keys.cached(unknown) is None
+
+
+def test_a_remembered_key_expires_after_its_interval(runtime) -> None:
+    from fairmeter.domain.keys import Scope
+    from fairmeter.services.keys import VerifiedKeys, create_key
+
+    keys = VerifiedKeys(ttl_s=0)
+    key = create_key(runtime.db, runtime.clock, Scope.ADMIN, "cache")
+    keys.verify(runtime.db, key)
+    assert keys.cached(key) is None  # past its interval: the database is asked again

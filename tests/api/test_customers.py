@@ -19,6 +19,7 @@ def test_a_new_customer_gets_defaults_for_what_was_not_sent(api: httpx.Client) -
         "metadata": {},
         "invoice_threshold": None,
         "net_terms_days": None,
+        "budget": None,
     }
 
 
@@ -33,6 +34,7 @@ def test_a_created_customer_reads_back_as_sent(api: httpx.Client) -> None:
         "metadata": {"crm_id": "0017", "tier": 2},
         "invoice_threshold": "2500",
         "net_terms_days": 15,
+        "budget": "800.5",
     }
     assert api.post("/v1/customers", json=sent).json() == sent
     assert api.get("/v1/customers/acme").json() == sent
@@ -85,6 +87,7 @@ def test_patch_changes_only_the_fields_sent(api: httpx.Client, new_customer) -> 
         "metadata": {},
         "invoice_threshold": None,
         "net_terms_days": None,
+        "budget": None,
     }
     assert response.json() == expected
     assert api.get("/v1/customers/acme").json() == expected

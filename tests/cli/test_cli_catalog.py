@@ -11,7 +11,7 @@ from click.testing import Result
 from fairmeter.cli.console import mask_url
 from fairmeter.domain.errors import Forbidden
 from fairmeter.domain.keys import Scope
-from fairmeter.services.keys import authorize
+from fairmeter.services.keys import permitted, scope_of
 from fairmeter.services.runtime import Runtime
 
 Invoke = Callable[..., Result]
@@ -25,7 +25,7 @@ def test_created_key_is_the_only_stdout_line_and_authenticates(
     lines = result.stdout.splitlines()
     assert len(lines) == 1, "scripts capture the key with $(...): nothing else on stdout"
     assert "shown only once" in result.stderr
-    assert authorize(rt_of_env().db, lines[0], Scope.ADMIN) is Scope.ADMIN
+    assert scope_of(rt_of_env().db, lines[0]) is Scope.ADMIN
 
 
 def test_ingest_key_from_cli_cannot_administer(
@@ -33,9 +33,9 @@ def test_ingest_key_from_cli_cannot_administer(
 ) -> None:
     key = cli("keys", "create", "--scope", "ingest").stdout.strip()
     db = rt_of_env().db
-    assert authorize(db, key, Scope.INGEST) is Scope.INGEST
+    assert permitted(scope_of(db, key), Scope.INGEST) is Scope.INGEST
     with pytest.raises(Forbidden):
-        authorize(db, key, Scope.ADMIN)
+        permitted(scope_of(db, key), Scope.ADMIN)
 
 
 def test_key_list_shows_name_scope_and_prefix_but_never_the_key(cli: Invoke) -> None:

@@ -32,7 +32,7 @@ from fairmeter.domain.subscriptions import Reason
 from fairmeter.domain.windows import Span, from_us
 from fairmeter.services import catalog, plans, subscriptions
 from fairmeter.services.invoices import list_invoices
-from fairmeter.services.keys import authorize
+from fairmeter.services.keys import scope_of
 from fairmeter.services.runtime import Runtime
 from fairmeter.services.upcoming import upcoming_invoice, usage_between
 from fairmeter.storage.tables import events, invoices
@@ -212,7 +212,7 @@ def test_demo_command_loads_once_then_only_makes_a_new_key(
     assert keys[0] and keys[1] and keys[0].group(1) != keys[1].group(1)
     for found in keys:
         assert found is not None
-        assert authorize(rt_of_env().db, found.group(1), Scope.ADMIN) is Scope.ADMIN
+        assert scope_of(rt_of_env().db, found.group(1)) is Scope.ADMIN
 
 
 def test_demo_prints_the_plans_the_story_and_six_curl_commands(

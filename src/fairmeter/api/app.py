@@ -6,7 +6,19 @@ from fastapi import FastAPI
 
 from fairmeter import __version__
 from fairmeter.api import problems
-from fairmeter.api.routes import customers, events, invoices, meters, plans, subscriptions
+from fairmeter.api.routes import (
+    alert_rules,
+    customers,
+    entitlements,
+    events,
+    invoices,
+    limits,
+    meters,
+    metrics,
+    notifications,
+    plans,
+    subscriptions,
+)
 from fairmeter.services.runtime import Runtime
 
 
@@ -26,6 +38,12 @@ def create_app(rt: Runtime) -> FastAPI:
     app.include_router(plans.router)
     app.include_router(subscriptions.router)
     app.include_router(invoices.router)
+    app.include_router(alert_rules.router)
+    app.include_router(notifications.router)
+    app.include_router(entitlements.router)
+    app.include_router(limits.router)
+    app.state.metrics = metrics.registry_for(rt.limits)
+    app.include_router(metrics.router)
     invoices.watch_thresholds(app, rt)
 
     @app.get("/healthz", tags=["system"], summary="Liveness: the database answers")

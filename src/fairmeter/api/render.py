@@ -43,6 +43,7 @@ def customer(c: Customer) -> dict[str, object]:
         "metadata": dict(c.metadata),
         "invoice_threshold": format_optional(c.invoice_threshold),
         "net_terms_days": c.net_terms_days,
+        "budget": format_optional(c.budget),
     }
 
 
@@ -157,6 +158,7 @@ def subscription(view: SubscriptionView) -> dict[str, object]:
         "current_period": _span(current),
         "next_period": _span(sub.next_period(current) if current else None),
         "pending_change": pending,
+        "max_overage_amount": format_optional(sub.max_overage_amount),
         "segments": [segment(s) for s in view.segments],
         "created_at": _instant(sub.created_us),
     }

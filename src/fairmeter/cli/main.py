@@ -8,7 +8,7 @@ from __future__ import annotations
 import typer
 
 from fairmeter import __version__
-from fairmeter.cli import billing, customers, demo, events, keys, meters, server, usage
+from fairmeter.cli import billing, customers, demo, events, keys, meters, server, usage, worker
 
 app = typer.Typer(
     name="fairmeter",
@@ -34,6 +34,7 @@ app.command(
 app.command("usage", epilog=usage.EPILOG)(usage.usage)
 app.command("demo", epilog=demo.EPILOG)(demo.demo)
 app.command("bill", epilog=billing.BILL_EPILOG)(billing.bill)
+app.command("worker", epilog=worker.EPILOG)(worker.worker)
 
 
 def _version(value: bool) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,20 +25,24 @@ def serve(
     workers: int = typer.Option(
         1, "--workers", min=1, max=64, help="Server processes (2 on a 2-core machine ingests more)."
     ),
+    with_worker: bool = typer.Option(
+        False, "--with-worker", help="Also deliver notifications (as `fairmeter worker` does)."
+    ),
 ) -> None:
     """Apply migrations, then serve the HTTP API (docs at /docs).
 
     Example: fairmeter serve --port 8000 --workers 2"""
     settings = Settings.from_env()
     settings = replace(settings, host=host or settings.host, port=port or settings.port)
-    with session(settings) as rt:
+    with session(settings) as rt, delivering(rt, with_worker):
         note(f"Database {mask_url(settings.database_url)} is up to date.")
         if reload or workers > 1:
             import uvicorn
 
             # The reloader and the workers import the app in child processes: they need an
             # import string, and each process opens its own database connections.
-            rt.close()
+            if not with_worker:  # the worker keeps using this process's connections
+                rt.close()
             uvicorn.run(
                 FACTORY,
                 factory=True,
@@ -48,6 +54,22 @@ def serve(
             )
         else:
             run(rt, settings.host, settings.port)
+
+
+@contextmanager
+def delivering(rt: Runtime, wanted: bool) -> Iterator[None]:
+    """The delivery worker in a thread of this process, for as long as the server runs."""
+    if not wanted:
+        yield
+        return
+    from fairmeter.cli.worker import start_worker
+
+    found = start_worker(rt, background=True)
+    note("Delivering notifications in this process (--with-worker).")
+    try:
+        yield
+    finally:
+        found.stop()
 
 
 def run(rt: Runtime, host: str, port: int) -> None:

@@ -26,6 +26,7 @@ EDITABLE = (
     "metadata",
     "invoice_threshold",
     "net_terms_days",
+    "budget",
 )
 
 
@@ -43,6 +44,8 @@ class Customer:
     net_terms_days: int | None = None
     # How invoices show numbers to this customer (CLDR: "6.841,67 €" for es_ES).
     locale: str = DEFAULT_LOCALE
+    # The customer's own spending budget per period, in its currency (alerts at 80%, 100%).
+    budget: Decimal | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -126,6 +129,21 @@ def _billing_terms(body: Mapping[str, object], problems: Problems, out: dict[str
         out["net_terms_days"] = days
     elif "net_terms_days" in body:
         out["net_terms_days"] = None
+    _budget(body, problems, out)
+
+
+def _budget(body: Mapping[str, object], problems: Problems, out: dict[str, object]) -> None:
+    if body.get("budget") is None:
+        if "budget" in body:
+            out["budget"] = None
+        return
+    try:
+        budget = parse_decimal(body["budget"])
+        if budget <= 0:
+            raise NotAnAmount("must be greater than zero")
+        out["budget"] = budget
+    except NotAnAmount as exc:
+        problems.add("/budget", f'{exc} (a decimal string such as "500.00"; null for none)')
 
 
 def _timezone(raw: object, problems: Problems) -> object:

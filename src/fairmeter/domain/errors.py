@@ -63,6 +63,11 @@ class InUse(Conflict):
     title = "Still in use"
 
 
+class IdempotencyConflict(Conflict):
+    code = "idempotency_conflict"
+    title = "The idempotency key was used for a different call"
+
+
 class Unauthorized(FairmeterError):
     code = "unauthorized"
     title = "Missing or invalid API key"

@@ -12,6 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
+from uuid import uuid4
 
 from . import _json
 from .errors import FairmeterError, ValidationError, error_from_problem
@@ -163,6 +164,39 @@ def usage(
         }
     )
     return Call("GET", f"{meter_path(meter)}/usage", idempotent=True, params=params)
+
+
+def _quantity(value: Decimal | int | str) -> str:
+    if isinstance(value, float | bool):
+        raise TypeError("quantity must be a Decimal, an int or a decimal string, not a float")
+    return format(value if isinstance(value, Decimal) else Decimal(value), "f")
+
+
+def entitlement(
+    action: str,
+    customer: str,
+    meter: str,
+    quantity: Decimal | int | str,
+    idempotency_key: str | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> Call:
+    """POST /v1/entitlements/check or /consume.
+
+    A consume always carries an idempotency key (a new one when the caller has none), so a
+    retry after a lost answer is deduplicated by the server instead of counted twice.
+    """
+    body: dict[str, Any] = {"customer": customer, "meter": meter, "quantity": _quantity(quantity)}
+    if action == "consume":
+        body["idempotency_key"] = idempotency_key or str(uuid4())
+        if data is not None:
+            body["data"] = data
+    return Call(
+        "POST",
+        f"/v1/entitlements/{action}",
+        idempotent=True,
+        content=_json.dumps(body),
+        content_type=JSON,
+    )
 
 
 def data_list(body: Any) -> list[dict[str, Any]]:

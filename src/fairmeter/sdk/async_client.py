@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from decimal import Decimal
 from types import TracebackType
 from typing import Any, Self
 
@@ -23,6 +24,7 @@ from ._base import (
 )
 from ._calls import BatchResult, Call, EventLike
 from .buffer import AsyncEventBuffer, RejectionHandler
+from .decision import Decision
 from .errors import TransportError, ValidationError
 from .events import DEFAULT_SOURCE, build_event
 
@@ -214,3 +216,25 @@ class AsyncClient(BaseClient):
             group_by=group_by,
         )
         return _calls.usage_rows(await self._request(call))
+
+    async def check(self, customer: str, meter: str, quantity: Decimal | int | str = 1) -> Decision:
+        """Would `quantity` more of `meter` be allowed now? Records nothing."""
+        call = _calls.entitlement("check", customer, meter, quantity)
+        return Decision.from_dict(as_object(await self._request(call)))
+
+    async def consume(
+        self,
+        customer: str,
+        meter: str,
+        quantity: Decimal | int | str = 1,
+        *,
+        idempotency_key: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> Decision:
+        """Check and, when allowed, record `quantity` as usage, in one step.
+
+        A refusal is a Decision with `allowed` False, not an exception. Without an
+        `idempotency_key` a new one is made, so the client's own retries count once.
+        """
+        call = _calls.entitlement("consume", customer, meter, quantity, idempotency_key, data)
+        return Decision.from_dict(as_object(await self._request(call)))

@@ -19,6 +19,7 @@ from fairmeter.domain.invoicing import DAY_US
 from fairmeter.domain.windows import from_us, to_us
 from fairmeter.services import catalog
 from fairmeter.services.billing_accounts import Account
+from fairmeter.services.notices import enqueue_issued
 from fairmeter.services.runtime import Runtime
 from fairmeter.storage.invoices import Invoices
 
@@ -60,9 +61,9 @@ def issue(
             "timezone": customer.timezone,
         },
     )
-    if stored and repo.finalize(issued):
-        return issued
-    if not stored and repo.insert_new([issued]):
+    if (stored and repo.finalize(issued)) or (not stored and repo.insert_new([issued])):
+        # "invoice.issued" is queued in this transaction: a rolled-back issue tells nobody.
+        enqueue_issued(repo.conn, issued, at_us)
         return issued
     # Under the subscription lock no other writer can have issued it; should one have,
     # raising rolls the taken number back, so the series keeps no gap.

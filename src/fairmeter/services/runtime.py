@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from fairmeter.domain.events import IngestPolicy
 from fairmeter.domain.invoices import BillingSettings
+from fairmeter.domain.notifications import ChannelSettings
 from fairmeter.services.clock import Clock, SystemClock
 from fairmeter.services.hooks import Hooks
 from fairmeter.services.ingest_queue import GroupCommitter
+from fairmeter.services.keys import VerifiedKeys
 from fairmeter.storage.database import Database
+
+if TYPE_CHECKING:
+    from fairmeter.services.alert_evaluator import AlertEvaluator
+    from fairmeter.services.entitlements import Enforcer
 
 
 @dataclass
@@ -20,6 +27,12 @@ class Runtime:
     policy: IngestPolicy = field(default_factory=IngestPolicy)
     billing: BillingSettings = field(default_factory=BillingSettings)
     hooks: Hooks = field(default_factory=Hooks)
+    channels: ChannelSettings = field(default_factory=ChannelSettings)
+    verified_keys: VerifiedKeys = field(default_factory=VerifiedKeys)
+    # Evaluates alert rules as usage is recorded (wiring starts it; None: no alerts).
+    alerts: AlertEvaluator | None = None
+    # The limits engine (wiring builds it; None: limits are not enforced in this process).
+    limits: Enforcer | None = None
 
     @cached_property
     def ingest(self) -> GroupCommitter:
@@ -29,6 +42,10 @@ class Runtime:
         )
 
     def close(self) -> None:
+        if self.limits is not None:
+            self.limits.close()  # before ingest: it writes the usage admit() gathered
         if "ingest" in self.__dict__:
             self.ingest.close()
+        if self.alerts is not None:
+            self.alerts.close()  # after ingest: what it committed last is evaluated
         self.db.dispose()

@@ -8,14 +8,15 @@ subscription read at any time after the boundary is as if it had been applied th
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
+from decimal import Decimal
 
 from sqlalchemy.engine import Connection
 
 from fairmeter.domain import subscriptions as rules
 from fairmeter.domain.customers import Customer
-from fairmeter.domain.errors import FieldError, InvalidInput, NotFound
+from fairmeter.domain.errors import Conflict, FieldError, InvalidInput, NotFound
 from fairmeter.domain.periods import anchor_from
 from fairmeter.domain.plans import Plan
 from fairmeter.domain.subscriptions import (
@@ -51,6 +52,7 @@ def create_subscription(
     plan_key: str,
     start_at: datetime | None = None,
     billing_anchor: datetime | None = None,
+    max_overage_amount: Decimal | None = None,
 ) -> SubscriptionView:
     """Subscribe a customer (at most one active subscription each) to a plan's latest
     version, from `start_at` (default now); periods repeat from `billing_anchor` (default
@@ -73,6 +75,7 @@ def create_subscription(
                 errors=(FieldError("/customer", f"has {held.id}", "already_subscribed"),),
             )
         subscription = _new(customer, plan, start, billing_anchor, now)
+        subscription = replace(subscription, max_overage_amount=max_overage_amount)
         subs.add(subscription)
         first = Segment(subscription.id, plan.key, plan.version, to_us(start), None, Reason.START)
         segment = Segments(conn).add(first, to_us(now))
@@ -222,14 +225,20 @@ def change_plan(
     plan_key: str,
     at: ChangeAt | str,
     reason: str = Reason.CHANGE,
+    expect: tuple[str, int] | None = None,
 ) -> SubscriptionView:
     """Move a subscription to the latest version of `plan_key`, now (the open segment ends
     and one on the new plan starts) or at the current period's end. `reason` is kept on
-    the new segment ("change", or "upgrade" when a limit moves a customer up)."""
+    the new segment ("change", or "upgrade" when a limit moves a customer up). With
+    `expect` (plan key, version), only a subscription still on that version changes
+    (checked under the row lock; Conflict otherwise): two upgrades decided at once by
+    different processes move the customer up once."""
     when = ChangeAt(at)
     with db.write() as conn:
         sub, segments, now_us = _load(conn, clock, subscription_id)
         rules.require_active(sub, "/plan")
+        if expect is not None and (sub.plan_key, sub.plan_version) != expect:
+            raise Conflict(f"subscription {sub.id} is no longer on plan {expect[0]!r}")
         customer = Customers(conn).by_key(sub.customer_key)
         assert customer is not None
         plan = _plan(conn, plan_key, customer.currency, sub.interval)

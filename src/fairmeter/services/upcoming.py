@@ -9,7 +9,7 @@ unique count is a level, projected as it stands).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal
@@ -143,6 +143,12 @@ def _projected(db: Database, pieces: Sequence[Piece], now: datetime) -> list[Pie
     """The pieces with the usage of the one in force at `now` run on to its end."""
     with db.read() as conn:
         flows = {meter.key for meter in Meters(conn).all(True) if meter.aggregation in FLOWS}
+    return run_on(pieces, flows, now)
+
+
+def run_on(pieces: Sequence[Piece], flows: Collection[str], now: datetime) -> list[Piece]:
+    """The piece in force at `now` with its `flows` (meters that add up) carried on to its
+    end at the rate of its elapsed part; other pieces and meters as they stand."""
     projected: list[Piece] = []
     for piece in pieces:
         usage = piece.usage

@@ -44,11 +44,10 @@ class Customers:
         values = dict(changes)
         if "metadata" in values:
             values["metadata"] = json.dumps(values["metadata"], sort_keys=True)
-        if "invoice_threshold" in values:
-            threshold = values["invoice_threshold"]
-            values["invoice_threshold"] = format_optional(
-                threshold if isinstance(threshold, Decimal) else None
-            )
+        for name in ("invoice_threshold", "budget"):
+            if name in values:
+                amount = values[name]
+                values[name] = format_optional(amount if isinstance(amount, Decimal) else None)
         self.conn.execute(
             update(customers).where(customers.c.key == key).values(**values, updated_us=now_us)
         )
@@ -84,6 +83,7 @@ def _customer_values(customer: Customer) -> dict[str, object]:
         "invoice_threshold": format_optional(customer.invoice_threshold),
         "net_terms_days": customer.net_terms_days,
         "locale": customer.locale,
+        "budget": format_optional(customer.budget),
     }
 
 
@@ -102,6 +102,7 @@ def _customer(row: RowMapping) -> Customer:
         net_terms_days=row["net_terms_days"],
         # Customers created before migration 0004 have no locale stored.
         locale=row["locale"] or DEFAULT_LOCALE,
+        budget=Decimal(row["budget"]) if row["budget"] is not None else None,
     )
 
 

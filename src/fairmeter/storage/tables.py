@@ -232,3 +232,128 @@ invoice_series = Table(
     Column("series", String(16), primary_key=True),
     Column("next_number", BigInteger, nullable=False),
 )
+
+# --- notifications (migration 0006) -------------------------------------------------------
+# What a customer was told, once per `dedupe_key` forever: the proof of warning.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("customer_key", String(256), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("dedupe_key", String(512), nullable=False),
+    Column("title", Text, nullable=False),
+    Column("details", Text, nullable=False),
+    Column("rule_id", String(64)),
+    Column("period_start_us", BigInteger),
+    Column("period_end_us", BigInteger),
+    Column("created_us", BigInteger, nullable=False),
+    UniqueConstraint("dedupe_key", name="uq_notifications_dedupe"),
+    Index("ix_notifications_customer", "customer_key", "created_us"),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("url", Text, nullable=False),
+    Column("description", Text, nullable=False),
+    Column("events", Text, nullable=False),
+    Column("secret", String(128), nullable=False),
+    Column("disabled_us", BigInteger),
+    Column("disabled_reason", Text),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
+# The outbox: one row per notification and channel, written in the transaction that caused
+# it; a worker claims due rows with a lease (`lease_token` tells whose result counts).
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("notification_id", String(40), nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("endpoint_id", String(40)),
+    Column("recipient", String(320)),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_us", BigInteger, nullable=False),
+    Column("lease_until_us", BigInteger),
+    Column("lease_token", String(32)),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("delivered_us", BigInteger),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+    Index("ix_deliveries_due", "status", "next_attempt_us"),
+    Index("ix_deliveries_notification", "notification_id"),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("delivery_id", String(40), nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    Column("status_code", Integer),
+    Column("error", Text),
+    Column("duration_ms", Integer, nullable=False),
+    Index("ix_delivery_attempts_delivery", "delivery_id"),
+)
+
+# --- alerts (migration 0007) --------------------------------------------------------------
+# A customer's own spending budget per period, a decimal string in its currency.
+customers.append_column(Column("budget", Text))
+
+# Alert rules, on a plan (every subscriber) or on one customer. `thresholds` is a JSON list
+# of decimal strings: percentages of `base` (limit, included or budget) when `measure` is
+# "percent", else absolute quantities or amounts.
+alert_rules = Table(
+    "alert_rules",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("scope", String(16), nullable=False),
+    Column("customer_key", String(256), index=True),
+    Column("plan_key", String(64), index=True),
+    Column("kind", String(32), nullable=False),
+    Column("meter", String(64)),
+    Column("measure", String(16), nullable=False),
+    Column("base", String(16)),
+    Column("thresholds", Text, nullable=False),
+    Column("enabled", Integer, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
+# --- limits (migration 0005) --------------------------------------------------------------
+# A customer's overrides of a plan's limit per meter; `definition` is
+# `domain.limits.Override.as_dict()` as JSON.
+limit_overrides = Table(
+    "limit_overrides",
+    metadata,
+    Column("customer_key", String(256), primary_key=True),
+    Column("meter_key", String(64), primary_key=True),
+    Column("definition", Text, nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
+)
+
+# Customers whose access is suspended (every check answers "suspended") until restored.
+customer_suspensions = Table(
+    "customer_suspensions",
+    metadata,
+    Column("customer_key", String(256), primary_key=True),
+    Column("reason", Text, nullable=False),
+    Column("suspended_us", BigInteger, nullable=False),
+)
+
+# Refused consumes per customer, meter, period and reason (added to in batches).
+limit_denials = Table(
+    "limit_denials",
+    metadata,
+    Column("customer_key", String(256), primary_key=True),
+    Column("meter_key", String(64), primary_key=True),
+    Column("period_start_us", BigInteger, primary_key=True),
+    Column("reason", String(32), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)

@@ -21,6 +21,7 @@ _EXAMPLE = {
     "currency": "USD",
     "timezone": "Europe/Madrid",
     "metadata": {"crm_id": "0017"},
+    "budget": "500.00",
 }
 
 
@@ -51,4 +52,7 @@ def update_customer(
     key: str, body: dict[str, Any] = Body(...), rt: Runtime = Depends(runtime)
 ) -> dict[str, object]:
     changes = parse_customer_changes(body)
-    return render.customer(catalog.update_customer(rt.db, rt.clock, key, changes))
+    changed = catalog.update_customer(rt.db, rt.clock, key, changes)
+    if "budget" in changes and rt.alerts is not None:
+        rt.alerts.forget()  # alert evaluation reads the new budget at once
+    return render.customer(changed)

@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from fairmeter.api.deps import admin, json_body, runtime
 from fairmeter.api.invoice_pdf import invoice_pdf
 from fairmeter.api.invoice_render import InvoiceView, invoice_html, invoice_json, invoice_view
+from fairmeter.api.routes.notifications import warning
 from fairmeter.domain.errors import FieldError, InvalidInput
 from fairmeter.domain.invoices import Invoice, InvoiceStatus, StatusAction
 from fairmeter.domain.windows import from_us, parse_instant
@@ -23,6 +24,7 @@ from fairmeter.services.invoices import (
     invoice_buyer,
     list_invoices,
 )
+from fairmeter.services.notification_log import warnings_between
 from fairmeter.services.runtime import Runtime
 from fairmeter.services.thresholds import ThresholdSweeper, check_thresholds
 
@@ -134,7 +136,12 @@ def invoice_as_pdf(invoice_id: str, rt: Runtime = Depends(runtime)) -> Response:
 
 @router.get("/v1/invoices/{invoice_id}", summary="An invoice with its lines")
 def invoice_get(invoice_id: str, rt: Runtime = Depends(runtime)) -> dict[str, object]:
-    return invoice_json(get_invoice(rt, invoice_id))
+    invoice = get_invoice(rt, invoice_id)
+    # The warnings the customer was sent in the invoice's period: the proof they were told.
+    sent = warnings_between(
+        rt, invoice.customer_key, invoice.period_start_us, invoice.period_end_us
+    )
+    return {**invoice_json(invoice), "warnings": [warning(record) for record in sent]}
 
 
 def _status_route(action: StatusAction) -> None:

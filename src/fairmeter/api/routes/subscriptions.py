@@ -45,13 +45,17 @@ def create_subscription(
     body: dict[str, Any] = Body(..., examples=[{"customer": "acme", "plan": "pro"}]),
     rt: Runtime = Depends(runtime),
 ) -> dict[str, object]:
-    fields = _reader(body, ("customer", "plan", "start_at", "billing_anchor"), "a subscription")
+    allowed = ("customer", "plan", "start_at", "billing_anchor", "max_overage_amount")
+    fields = _reader(body, allowed, "a subscription")
     customer = fields.text("customer", required=True, max_length=256)
     plan = fields.text("plan", required=True, max_length=63)
     start_at, anchor = _instant(fields, "start_at"), _instant(fields, "billing_anchor")
+    cap = fields.decimal("max_overage_amount")  # the spend cap on overage (docs/limits.md)
     fields.problems.raise_if_any("The subscription is not valid")
     assert customer is not None and plan is not None
-    view = subscriptions.create_subscription(rt.db, rt.clock, customer, plan, start_at, anchor)
+    view = subscriptions.create_subscription(
+        rt.db, rt.clock, customer, plan, start_at, anchor, max_overage_amount=cap
+    )
     return render.subscription(view)
 
 

@@ -1,0 +1,182 @@
+"""`MeteringMiddleware`: real-time limits in front of a Starlette or FastAPI app.
+
+Pure ASGI (not BaseHTTPMiddleware, which costs a task and a queue per request): it asks
+the engine to consume before the handler runs, refuses with problem+json (429, 402, 403,
+503) or lets the call through with the IETF RateLimit fields added to the response, and
+may report after the handler (the units only the response knows, like tokens).
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal, cast
+
+from starlette.datastructures import Headers
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from . import _refusals
+from .decision import Decision
+from .engines import Engine
+
+__all__ = ["MeteringMiddleware", "Outcome"]
+
+logger = logging.getLogger("fairmeter.sdk")
+
+Quantity = Decimal | int
+CustomerFn = Callable[[Request], str | None] | Callable[[Request], Awaitable[str | None]]
+QuantityFn = Callable[[Request], Quantity]
+SkipFn = Callable[[Request], bool]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What `report` learns once the handler has answered an admitted call."""
+
+    customer: str
+    decision: Decision
+    status: int
+    headers: Headers  # the response's headers
+
+
+ReportFn = Callable[[Request, Outcome], Awaitable[None] | None]
+
+
+def _is_async(function: object) -> bool:
+    return inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
+        getattr(function, "__call__", None)  # noqa: B004 - an object with async __call__
+    )
+
+
+class MeteringMiddleware:
+    """`app.add_middleware(MeteringMiddleware, engine=..., customer=..., meter=...)`.
+
+    - `customer(request)` (sync or async) names the customer; None means the request is
+      not metered: it passes through (the app's own auth answers it), or with
+      `anonymous="reject"` it is refused with 401.
+    - `quantity`: a number, or `quantity(request)` for each call (default 1).
+    - `skip(request)`: True lets the request through unmetered (health checks, docs).
+    - `report(request, outcome)` (sync or async) runs after the handler of an admitted
+      call; `request.state.fairmeter` holds the decision for the handler and report.
+    - `upgrade_url`: told in every refusal; "{customer}" in it is replaced.
+    - `clock`: seconds since the epoch, for the `t` and `Retry-After` values.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        engine: Engine,
+        customer: CustomerFn,
+        meter: str = "api_calls",
+        quantity: Quantity | QuantityFn = 1,
+        report: ReportFn | None = None,
+        skip: SkipFn | None = None,
+        upgrade_url: str | None = None,
+        anonymous: Literal["pass", "reject"] = "pass",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if anonymous not in ("pass", "reject"):
+            raise ValueError('anonymous must be "pass" or "reject"')
+        self.app = app
+        self.engine = engine
+        self.meter = meter
+        self._customer = customer
+        self._customer_async = _is_async(customer)
+        self._quantity = Decimal(1) if callable(quantity) else Decimal(quantity)
+        self._quantity_fn: QuantityFn | None = quantity if callable(quantity) else None
+        self._report = report
+        self._report_async = _is_async(report)
+        self._skip = skip
+        self._upgrade_url = upgrade_url
+        self._reject_anonymous = anonymous == "reject"
+        self._clock = clock
+        self._fields = _refusals.RateLimitFields(meter)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        if self._skip is not None and self._skip(request):
+            await self.app(scope, receive, send)
+            return
+        found = self._customer(request)
+        if self._customer_async:
+            found = await cast(Awaitable[str | None], found)
+        customer = cast(str | None, found)
+        if customer is None:
+            await self._anonymous(scope, receive, send)
+            return
+        quantity = self._quantity
+        if self._quantity_fn is not None:
+            quantity = Decimal(self._quantity_fn(request))
+        decision = await self.engine.consume(customer, self.meter, quantity)
+        scope.setdefault("state", {})["fairmeter"] = decision
+        now = self._clock()
+        fields = self._fields(decision, now)
+        if not decision.allowed:
+            refusal = _refusals.refusal(decision, fields, now, path=scope["path"],
+                                        upgrade_url=self._upgrade_url)  # fmt: skip
+            await _send(send, refusal)
+        elif self._report is None:
+            await self.app(scope, receive, _with_headers(send, fields) if fields else send)
+        else:
+            await self._handle_and_report(request, customer, decision, fields, send)
+
+    async def _anonymous(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self._reject_anonymous:
+            await _send(send, _refusals.unidentified(scope["path"]))
+        else:
+            await self.app(scope, receive, send)
+
+    async def _handle_and_report(
+        self,
+        request: Request,
+        customer: str,
+        decision: Decision,
+        fields: list[tuple[bytes, bytes]],
+        send: Send,
+    ) -> None:
+        started: list[Message] = []
+
+        async def send_and_watch(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", ()), *fields]
+                started.append(message)
+            await send(message)
+
+        await self.app(request.scope, request.receive, send_and_watch)
+        if not started:
+            return
+        start = started[0]
+        outcome = Outcome(customer, decision, start["status"], Headers(raw=start["headers"]))
+        try:
+            done = self._report(request, outcome)  # type: ignore[misc]
+            if self._report_async:
+                await done  # type: ignore[misc]
+        except Exception:
+            # The response has gone out already; a failing report must not turn it into an
+            # error, but it must not pass silently either.
+            logger.exception("fairmeter report callback failed for %s", customer)
+
+
+def _with_headers(send: Send, fields: list[tuple[bytes, bytes]]) -> Send:
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message["headers"] = [*message.get("headers", ()), *fields]
+        await send(message)
+
+    return send_with_headers
+
+
+async def _send(send: Send, refusal: _refusals.Refusal) -> None:
+    await send(
+        {"type": "http.response.start", "status": refusal.status, "headers": refusal.headers}
+    )
+    await send({"type": "http.response.body", "body": refusal.body})

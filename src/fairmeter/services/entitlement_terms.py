@@ -1,0 +1,222 @@
+"""The terms of each (customer, meter), read from the database and kept warm in memory.
+
+A warm check must not touch the database: terms are cached per (customer, meter) and read
+again when this process changes them (overrides, suspension, an upgrade: `invalidate`),
+at most `refresh_us` after they were read otherwise (a plan change made elsewhere shows
+within that time), and at the end of their period. While one thread re-reads stale terms,
+the others keep using them, except across a period's end.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+
+from fairmeter.domain.entitlements import Reason, Terms, build_terms
+from fairmeter.domain.errors import FieldError, InvalidInput, NotFound
+from fairmeter.domain.limits import Override
+from fairmeter.domain.meters import Aggregation, Meter
+from fairmeter.domain.plans import Plan
+from fairmeter.domain.pricing.models import ZERO
+from fairmeter.domain.subscriptions import NoSubscription, Subscription
+from fairmeter.domain.windows import Span, from_us, to_us
+from fairmeter.services.clock import Clock
+from fairmeter.services.subscriptions import customer_subscription
+from fairmeter.services.upcoming import usage_between
+from fairmeter.storage.billing import Plans
+from fairmeter.storage.catalog import Customers, Meters
+from fairmeter.storage.counters import Bucket, CounterKey, Loader, Period
+from fairmeter.storage.database import Database
+from fairmeter.storage.limits import Limits
+
+ADDITIVE = (Aggregation.COUNT, Aggregation.SUM)
+ONE = Decimal(1)
+
+
+@dataclass(slots=True, eq=False)
+class Armed:
+    """Terms made ready for the counters: key, period, buckets and the usage loader."""
+
+    terms: Terms
+    meter: Meter
+    key: CounterKey
+    period: Period | None  # None: not subscribed to the meter
+    throttle: Bucket | None
+    rate: Bucket | None
+    load: Loader
+    fresh_until_us: int
+    # Other count/sum meters of the same event type: the events consume() writes count
+    # for them too, so their counters are told (ingest reports them as already counted).
+    siblings: tuple[Meter, ...] = ()
+    counts_events: bool = False  # a count meter: a quantity is that many events
+    # Why every call is refused without asking a counter (suspended, not subscribed).
+    refused: Reason | None = None
+
+
+class TermsCache:
+    def __init__(self, db: Database, clock: Clock, refresh_us: int = 1_000_000) -> None:
+        self.db, self.clock, self.refresh_us = db, clock, refresh_us
+        self._entries: dict[CounterKey, Armed] = {}
+        self._locks: dict[CounterKey, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self._generation = 0
+
+    def get(self, customer: str, meter: str, now_us: int) -> Armed:
+        armed = self._entries.get((customer, meter))
+        if armed is not None and now_us < armed.fresh_until_us:
+            return armed
+        return self._refresh((customer, meter), armed, now_us)
+
+    def invalidate(self, customer: str) -> None:
+        """Forget the customer's terms: the next call reads them again."""
+        with self._guard:
+            self._generation += 1
+        for key in list(self._entries):
+            if key[0] == customer:
+                self._entries.pop(key, None)
+
+    def _refresh(self, key: CounterKey, stale: Armed | None, now_us: int) -> Armed:
+        lock = self._lock_for(key)
+        usable = stale is not None and (stale.period is None or now_us < stale.period.end_us)
+        if usable and not lock.acquire(blocking=False):
+            assert stale is not None
+            return stale  # another thread is reading them; these are at most a moment old
+        if not usable:
+            lock.acquire()
+        try:
+            current = self._entries.get(key)
+            if current is not None and current is not stale and now_us < current.fresh_until_us:
+                return current
+            generation = self._generation
+            armed = self._load(key, now_us)
+            if generation != self._generation:
+                armed.fresh_until_us = now_us  # changed while read: use once, read again
+            self._entries[key] = armed
+            return armed
+        finally:
+            lock.release()
+
+    def _lock_for(self, key: CounterKey) -> threading.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            with self._guard:
+                lock = self._locks.setdefault(key, threading.Lock())
+        return lock
+
+    def _load(self, key: CounterKey, now_us: int) -> Armed:
+        customer, meter_key = key
+        with self.db.read() as conn:
+            meter = _meter(Meters(conn), meter_key)
+            if Customers(conn).by_key(customer) is None:
+                raise NotFound(f"no customer has the key {customer!r}")
+            limits = Limits(conn)
+            suspended = limits.suspension(customer) is not None
+            override = limits.override(customer, meter_key)
+            same_type = Meters(conn).active_for_types([meter.event_type])
+        siblings = tuple(
+            m
+            for m in same_type.get(meter.event_type, [])
+            if m.key != meter.key and m.aggregation in ADDITIVE
+        )
+        subscription, plan = self._subscription(customer, now_us)
+        return self._armed(key, meter, subscription, plan, override, suspended, now_us, siblings)
+
+    def _subscription(self, customer: str, now_us: int) -> tuple[Subscription | None, Plan | None]:
+        try:
+            view = customer_subscription(self.db, self.clock, customer)
+        except NoSubscription:
+            return None, None
+        subscription = view.subscription
+        if now_us < subscription.start_us:
+            return None, None  # subscribed from a later instant: not yet
+        with self.db.read() as conn:
+            plan = Plans(conn).version(subscription.plan_key, subscription.plan_version)
+        return subscription, plan
+
+    def _armed(
+        self,
+        key: CounterKey,
+        meter: Meter,
+        subscription: Subscription | None,
+        plan: Plan | None,
+        override: Override | None,
+        suspended: bool,
+        now_us: int,
+        siblings: tuple[Meter, ...],
+    ) -> Armed:
+        span = None if subscription is None else subscription.period_at(from_us(now_us))
+        period = None if span is None else Period(to_us(span.start), to_us(span.end))
+        terms = build_terms(
+            key[0],
+            key[1],
+            plan=plan,
+            period=None if period is None else (period.start_us, period.end_us),
+            override=override,
+            subscription_cap=None if subscription is None else subscription.max_overage_amount,
+            suspended=suspended,
+        )
+        if not terms.subscribed:
+            period = None
+        fresh_until = now_us + self.refresh_us
+        if period is not None:
+            fresh_until = min(fresh_until, period.end_us)
+        return Armed(
+            terms=terms,
+            meter=meter,
+            key=key,
+            period=period,
+            throttle=_throttle(terms),
+            rate=_rate(terms),
+            load=self._loader(key, span),
+            fresh_until_us=fresh_until,
+            siblings=siblings,
+            counts_events=meter.value_property is None,
+            refused=_refused(terms, period),
+        )
+
+    def _loader(self, key: CounterKey, span: Span | None) -> Callable[[], Decimal]:
+        customer, meter = key
+
+        def load() -> Decimal:
+            if span is None:
+                return ZERO
+            return usage_between(self.db, customer, [meter], span)[meter]
+
+        return load
+
+
+def _meter(meters: Meters, key: str) -> Meter:
+    meter = meters.by_key(key)
+    if meter is None or meter.archived:
+        raise NotFound(f"no meter has the key {key!r}")
+    if meter.aggregation not in ADDITIVE:
+        kind = meter.aggregation.value
+        detail = f"meter {key!r} is a {kind} meter; limits apply to count and sum meters"
+        raise InvalidInput(detail, errors=(FieldError("/meter", detail, "not_limitable"),))
+    return meter
+
+
+def _refused(terms: Terms, period: Period | None) -> Reason | None:
+    if terms.suspended:
+        return Reason.SUSPENDED
+    if period is None:
+        return Reason.NO_SUBSCRIPTION
+    return None
+
+
+def _throttle(terms: Terms) -> Bucket | None:
+    limit = terms.limit
+    if limit is None or limit.throttle_rate is None or terms.soft_limit is None:
+        return None
+    rate = limit.throttle_rate
+    # A bucket smaller than one unit would never admit a call of one unit.
+    return Bucket("throttle", rate=rate, capacity=max(rate, ONE))
+
+
+def _rate(terms: Terms) -> Bucket | None:
+    rule = terms.rate_limit
+    if rule is None:
+        return None
+    return Bucket("rate", rate=rule.per_second, capacity=rule.limit)
