@@ -30,20 +30,20 @@ class Notices:
         elif refused_by == "throttle":
             self._once(Lifecycle.ACCESS_THROTTLED, decision, terms, now_us)
 
-    def upgraded(self, before: Terms, after: Terms, now_us: int) -> None:
-        key = f"plan.upgraded:{before.customer}:{before.plan}:{after.plan}:{now_us}"
+    def upgraded(self, before: Terms, to_plan: str, now_us: int) -> LifecycleNotice:
+        """The notice of an upgrade (stored by the caller in the change's transaction)."""
+        key = f"plan.upgraded:{before.customer}:{before.plan}:{to_plan}:{now_us}"
         details: dict[str, object] = {
             "meter": before.meter,
             "plan": before.plan,
-            "next_plan": after.plan,
+            "next_plan": to_plan,
             "limit": None if before.limit is None else format_optional(before.limit.limit),
             "period_start": _instant(before.period_start_us),
             "period_end": _instant(before.period_end_us),
         }
-        notice = LifecycleNotice(
+        return LifecycleNotice(
             Lifecycle.PLAN_UPGRADED, before.customer, from_us(now_us), details, key
         )
-        self.hooks.lifecycle(notice)
 
     def _once(self, kind: Lifecycle, decision: Decision, terms: Terms, now_us: int) -> None:
         key = f"{kind.value}:{terms.customer}:{terms.meter}:{terms.period_start_us}"

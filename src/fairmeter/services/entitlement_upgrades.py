@@ -18,6 +18,7 @@ from fairmeter.domain.subscriptions import ChangeAt
 from fairmeter.domain.subscriptions import Reason as SegmentReason
 from fairmeter.services.entitlement_notices import Notices
 from fairmeter.services.entitlement_terms import Armed, TermsCache
+from fairmeter.services.notifications import enqueue, from_notice
 from fairmeter.services.subscriptions import change_plan, customer_subscription
 
 if TYPE_CHECKING:
@@ -46,6 +47,7 @@ class Upgrader:
                 return current
             try:
                 view = customer_subscription(self.rt.db, self.rt.clock, seen.customer)
+                notice = self.notices.upgraded(seen, target, now_us)
                 change_plan(
                     self.rt.db,
                     self.rt.clock,
@@ -54,10 +56,10 @@ class Upgrader:
                     ChangeAt.NOW,
                     reason=SegmentReason.UPGRADE,
                     expect=(seen.plan or "", seen.plan_version),
+                    also=lambda conn: enqueue(conn, from_notice(notice), now_us),
                 )
-                moved_here = True
             except Conflict:
-                moved_here = False  # another process moved it first: use its change
+                pass  # another process moved it first: use its change
             except FairmeterError as exc:
                 log.warning("could not upgrade %s to %s: %s", seen.customer, target, exc)
                 return None
@@ -65,8 +67,6 @@ class Upgrader:
             upgraded = self.terms.get(seen.customer, seen.meter, now_us)
         if upgraded.terms.plan == seen.plan and upgraded.terms.plan_version == seen.plan_version:
             return None
-        if moved_here:
-            self.notices.upgraded(seen, upgraded.terms, now_us)
         return upgraded
 
     def _lock_for(self, customer: str) -> threading.Lock:

@@ -11,6 +11,7 @@ from fairmeter.domain.errors import Conflict, NotFound
 from fairmeter.domain.limits import Override
 from fairmeter.domain.windows import to_us
 from fairmeter.services.hooks import Lifecycle, LifecycleNotice
+from fairmeter.services.notifications import enqueue, from_notice
 from fairmeter.storage.catalog import Customers, Meters
 from fairmeter.storage.limits import Limits, Suspension
 
@@ -85,12 +86,13 @@ def suspend(rt: Runtime, customer: str, reason: str) -> Suspension:
         repo = Limits(conn)
         fresh = repo.suspend(customer, reason, to_us(now))
         found = repo.suspension(customer)
-    assert found is not None
+        assert found is not None
+        if fresh:  # told in the suspension's own transaction (the outbox)
+            key = f"access.suspended:{customer}:{found.suspended_us}"
+            kind = Lifecycle.ACCESS_SUSPENDED
+            notice = LifecycleNotice(kind, customer, now, {"reason": reason}, key)
+            enqueue(conn, from_notice(notice), to_us(now))
     _changed(rt, customer)
-    if fresh:
-        details = {"reason": reason}
-        key = f"access.suspended:{customer}:{found.suspended_us}"
-        rt.hooks.lifecycle(LifecycleNotice(Lifecycle.ACCESS_SUSPENDED, customer, now, details, key))
     return found
 
 
@@ -102,7 +104,8 @@ def restore(rt: Runtime, customer: str) -> None:
         held = repo.suspension(customer)
         if held is None or not repo.restore(customer):
             raise NotSuspended(f"customer {customer!r} is not suspended")
+        key = f"access.restored:{customer}:{held.suspended_us}"
+        details = {"reason": held.reason}
+        notice = LifecycleNotice(Lifecycle.ACCESS_RESTORED, customer, now, details, key)
+        enqueue(conn, from_notice(notice), to_us(now))
     _changed(rt, customer)
-    details = {"reason": held.reason}
-    key = f"access.restored:{customer}:{held.suspended_us}"
-    rt.hooks.lifecycle(LifecycleNotice(Lifecycle.ACCESS_RESTORED, customer, now, details, key))

@@ -8,6 +8,7 @@ subscription read at any time after the boundary is as if it had been applied th
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
@@ -226,13 +227,15 @@ def change_plan(
     at: ChangeAt | str,
     reason: str = Reason.CHANGE,
     expect: tuple[str, int] | None = None,
+    also: Callable[[Connection], object] | None = None,
 ) -> SubscriptionView:
     """Move a subscription to the latest version of `plan_key`, now (the open segment ends
     and one on the new plan starts) or at the current period's end. `reason` is kept on
     the new segment ("change", or "upgrade" when a limit moves a customer up). With
     `expect` (plan key, version), only a subscription still on that version changes
     (checked under the row lock; Conflict otherwise): two upgrades decided at once by
-    different processes move the customer up once."""
+    different processes move the customer up once. `also` runs in the change's transaction
+    (e.g. queuing the notification that tells of it)."""
     when = ChangeAt(at)
     with db.write() as conn:
         sub, segments, now_us = _load(conn, clock, subscription_id)
@@ -248,6 +251,8 @@ def change_plan(
         else:
             after = rules.schedule_change(sub, segments, target, now_us)
         stored = _store(conn, (sub, segments), after, now_us)
+        if also is not None:
+            also(conn)
     return SubscriptionView(after[0], stored, clock.now())
 
 
