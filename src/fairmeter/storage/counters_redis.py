@@ -62,6 +62,7 @@ class RedisCounters:
         # for `mirror_s` (a check needs no round trip right after this process decided).
         self._mirror: dict[CounterKey, tuple[Period, Decimal, int]] = {}
         self._mirror_ns = int(mirror_s * 1e9)
+        self._names: dict[CounterKey, tuple[str, str]] = {}
         self._redis = redis.Redis.from_url(
             url,
             socket_timeout=timeout_s,
@@ -81,9 +82,15 @@ class RedisCounters:
 
     def keys_for(self, key: CounterKey) -> tuple[str, str]:
         """The counter hash and its load marker. Customer and meter keys are
-        percent-encoded, so no key can collide with another or escape the prefix."""
-        name = f"{quote(key[0], safe='')}/{quote(key[1], safe='')}"
-        return f"{self.prefix}c:{name}", f"{self.prefix}l:{name}"
+        percent-encoded, so no key can collide with another or escape the prefix.
+        Remembered: every decision needs them, and encoding costs more than a lookup."""
+        found = self._names.get(key)
+        if found is None:
+            if len(self._names) >= 100_000:
+                self._names.clear()
+            name = f"{quote(key[0], safe='')}/{quote(key[1], safe='')}"
+            found = self._names[key] = (f"{self.prefix}c:{name}", f"{self.prefix}l:{name}")
+        return found
 
     def admit(
         self,
