@@ -25,17 +25,13 @@ from fairmeter.domain.invoices import Invoice, InvoiceKind, InvoiceLine
 from fairmeter.domain.money import Money
 from fairmeter.domain.numbers import format_quantity
 from fairmeter.domain.pricing import TierUse
-from fairmeter.domain.windows import from_us
+from fairmeter.domain.windows import format_instant, from_us
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
-def _at(micros: int | None) -> str | None:
-    return None if micros is None else from_us(micros).isoformat().replace("+00:00", "Z")
-
-
 def _span(start_us: int, end_us: int) -> dict[str, str | None]:
-    return {"from": _at(start_us), "to": _at(end_us)}
+    return {"from": format_instant(start_us), "to": format_instant(end_us)}
 
 
 def invoice_line(line: InvoiceLine, currency: str) -> dict[str, object]:
@@ -79,15 +75,15 @@ def invoice_json(invoice: Invoice) -> dict[str, object]:
         "currency": currency,
         "rounding": invoice.rounding,
         "period": _span(invoice.period_start_us, invoice.period_end_us),
-        "covers_until": _at(invoice.covers_until_us),
-        "issued_at": _at(invoice.issued_us),
-        "due_at": _at(invoice.due_us),
-        "finalize_after": _at(invoice.finalize_after_us),
-        "finalized_at": _at(invoice.finalized_us),
-        "paid_at": _at(invoice.paid_us),
-        "voided_at": _at(invoice.voided_us),
-        "uncollectible_at": _at(invoice.uncollectible_us),
-        "created_at": _at(invoice.created_us),
+        "covers_until": format_instant(invoice.covers_until_us),
+        "issued_at": format_instant(invoice.issued_us),
+        "due_at": format_instant(invoice.due_us),
+        "finalize_after": format_instant(invoice.finalize_after_us),
+        "finalized_at": format_instant(invoice.finalized_us),
+        "paid_at": format_instant(invoice.paid_us),
+        "voided_at": format_instant(invoice.voided_us),
+        "uncollectible_at": format_instant(invoice.uncollectible_us),
+        "created_at": format_instant(invoice.created_us),
         "lines": [invoice_line(line, currency) for line in invoice.lines],
         "subtotal": money(invoice.total_minor, currency),
         "subtotal_minor": invoice.total_minor,

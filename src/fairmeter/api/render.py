@@ -12,7 +12,7 @@ from fairmeter.domain.plans import Line
 from fairmeter.domain.pricing import TierUse
 from fairmeter.domain.segments_rating import SegmentLine
 from fairmeter.domain.subscriptions import Segment
-from fairmeter.domain.windows import Span, from_us, to_us
+from fairmeter.domain.windows import Span, format_instant, to_us
 from fairmeter.services.plans import PlanEntry, Quote
 from fairmeter.services.subscriptions import SubscriptionView
 from fairmeter.services.upcoming import Upcoming
@@ -49,16 +49,12 @@ def customer(c: Customer) -> dict[str, object]:
 
 def usage_row(row: UsageRow) -> dict[str, object]:
     return {
-        "from": _instant(row.span.start_us),
-        "to": _instant(row.span.end_us),
+        "from": format_instant(row.span.start_us),
+        "to": format_instant(row.span.end_us),
         "customer": row.customer,
         "group": row.group,
         "value": format_optional(row.value),
     }
-
-
-def _instant(micros: int) -> str:
-    return from_us(micros).isoformat().replace("+00:00", "Z")
 
 
 # --- plans, quotes, subscriptions, upcoming invoice ----------------------------------------
@@ -73,7 +69,7 @@ def plan(entry: PlanEntry) -> dict[str, object]:
     return {
         **entry.plan.as_dict(),
         "version": entry.plan.version,
-        "created_at": _instant(entry.created_us),
+        "created_at": format_instant(entry.created_us),
     }
 
 
@@ -110,8 +106,8 @@ def line(item: Line, currency: str) -> dict[str, object]:
         span = item.span
         body["kind"] = item.kind
         body["plan"] = {"key": item.plan_key, "version": item.plan_version}
-        body["from"] = _instant(span.start_us) if span else None
-        body["to"] = _instant(span.end_us) if span else None
+        body["from"] = format_instant(span.start_us) if span else None
+        body["to"] = format_instant(span.end_us) if span else None
     return body
 
 
@@ -128,11 +124,15 @@ def quote(q: Quote) -> dict[str, object]:
 
 
 def _span(span: Span | None) -> dict[str, str] | None:
-    return None if span is None else {"from": _instant(span.start_us), "to": _instant(span.end_us)}
+    return (
+        None
+        if span is None
+        else {"from": format_instant(span.start_us), "to": format_instant(span.end_us)}
+    )
 
 
 def _at(micros: int | None) -> str | None:
-    return None if micros is None else _instant(micros)
+    return None if micros is None else format_instant(micros)
 
 
 def subscription(view: SubscriptionView) -> dict[str, object]:
@@ -152,7 +152,7 @@ def subscription(view: SubscriptionView) -> dict[str, object]:
         "interval": sub.interval,
         "timezone": sub.zone,
         "billing_anchor": sub.anchor_local.isoformat(),
-        "start_at": _instant(sub.start_us),
+        "start_at": format_instant(sub.start_us),
         "cancel_at": _at(sub.cancel_at_us),
         "ended_at": _at(sub.ended_us),
         "current_period": _span(current),
@@ -160,14 +160,14 @@ def subscription(view: SubscriptionView) -> dict[str, object]:
         "pending_change": pending,
         "max_overage_amount": format_optional(sub.max_overage_amount),
         "segments": [segment(s) for s in view.segments],
-        "created_at": _instant(sub.created_us),
+        "created_at": format_instant(sub.created_us),
     }
 
 
 def segment(s: Segment) -> dict[str, object]:
     return {
         "plan": {"key": s.plan_key, "version": s.plan_version},
-        "from": _instant(s.start_us),
+        "from": format_instant(s.start_us),
         "to": _at(s.end_us),
         "reason": s.reason,
     }
@@ -180,7 +180,7 @@ def upcoming(u: Upcoming) -> dict[str, object]:
         "subscription": u.subscription.id,
         "currency": currency,
         "period": _span(u.period),
-        "as_of": _instant(to_us(u.as_of)),
+        "as_of": format_instant(to_us(u.as_of)),
         "elapsed": format_quantity(u.elapsed.quantize(Decimal("1e-6"))),
         "lines": [line(item, currency) for item in u.lines],
         "total": money(u.total_minor, currency),

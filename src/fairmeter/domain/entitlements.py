@@ -21,7 +21,7 @@ from fairmeter.domain.numbers import EXACT, format_optional
 from fairmeter.domain.overage import ZERO, overage_amount, usage_ceiling
 from fairmeter.domain.plans import Plan
 from fairmeter.domain.pricing.charges import Charge, ChargeLimit, LimitPolicy
-from fairmeter.domain.windows import from_us
+from fairmeter.domain.windows import format_instant
 
 __all__ = ["Decision", "Reason", "Terms", "build_terms", "decide", "overage_amount",
            "usage_ceiling"]  # fmt: skip
@@ -165,17 +165,11 @@ class Decision:
             "remaining": format_optional(self.remaining),
             "overage_amount": format_optional(self.overage_amount),
             "currency": self.currency,
-            "retry_after": _instant(self.retry_after_us),
-            "resets_at": _instant(self.resets_at_us),
+            "retry_after": format_instant(self.retry_after_us),
+            "resets_at": format_instant(self.resets_at_us),
             "upgraded_to": self.upgraded_to,
             "duplicate": self.duplicate,
         }
-
-
-def _instant(micros: int | None) -> str | None:
-    if micros is None:
-        return None
-    return from_us(micros).isoformat().replace("+00:00", "Z")
 
 
 def decide(

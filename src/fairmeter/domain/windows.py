@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from itertools import pairwise
+from typing import overload
 from zoneinfo import ZoneInfo
 
 from fairmeter.domain.errors import FieldError, InvalidInput
@@ -54,6 +55,20 @@ def to_us(moment: datetime) -> int:
 
 def from_us(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
+
+
+@overload
+def format_instant(micros: int) -> str: ...
+@overload
+def format_instant(micros: None) -> None: ...
+@overload
+def format_instant(micros: int | None) -> str | None: ...
+def format_instant(micros: int | None) -> str | None:
+    """µs since the epoch as RFC 3339 in UTC with a `Z` (None stays None): how every
+    instant leaves the API, webhooks and notifications."""
+    if micros is None:
+        return None
+    return from_us(micros).isoformat().replace("+00:00", "Z")
 
 
 def bucket_of(micros: int) -> int:

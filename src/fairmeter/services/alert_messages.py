@@ -9,7 +9,7 @@ from fairmeter.domain.alert_crossings import Projection, Target, dedupe_key
 from fairmeter.domain.alerts import AlertRule
 from fairmeter.domain.money import minor_unit_exponent
 from fairmeter.domain.numbers import format_quantity
-from fairmeter.domain.windows import from_us
+from fairmeter.domain.windows import format_instant, from_us
 from fairmeter.services.alert_contexts import AlertContext
 from fairmeter.services.notifications import NewNotification
 
@@ -72,7 +72,7 @@ def usage_forecast_note(
         "unit": unit,
         "usage": format_quantity(projection.current),
         "projected_usage": format_quantity(_round(projection.projected)),
-        "crossing_at": _instant(projection.crossing_us(target)),
+        "crossing_at": format_instant(projection.crossing_us(target)),
         "message": message,
         **_allowance(ctx, meter),
     }
@@ -89,7 +89,7 @@ def spend_forecast_note(
         **_base_details(ctx, rule, target),
         "amount": format_quantity(projection.current),
         "projected_total": format_quantity(projection.projected),
-        "crossing_at": _instant(projection.crossing_us(target)),
+        "crossing_at": format_instant(projection.crossing_us(target)),
         "message": message,
     }
     return _note(ctx, rule, target, message, details)
@@ -121,8 +121,8 @@ def _base_details(ctx: AlertContext, rule: AlertRule, target: Target) -> dict[st
         "budget": None if ctx.customer.budget is None else format_quantity(ctx.customer.budget),
         "plan": ctx.plan.key,
         "next_plan": ctx.plan.next_plan,
-        "period_start": _instant(ctx.period.start_us),
-        "period_end": _instant(ctx.period.end_us),
+        "period_start": format_instant(ctx.period.start_us),
+        "period_end": format_instant(ctx.period.end_us),
     }
     return found
 
@@ -153,7 +153,3 @@ def _money(value: Decimal, currency: str) -> str:
 def _day(moment: datetime, ctx: AlertContext) -> str:
     local = moment.astimezone(ctx.customer.zone)
     return f"{local.day} {local:%b %Y}"
-
-
-def _instant(micros: int) -> str:
-    return from_us(micros).isoformat().replace("+00:00", "Z")

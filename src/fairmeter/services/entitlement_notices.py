@@ -8,7 +8,7 @@ import threading
 
 from fairmeter.domain.entitlements import Decision, Reason, Terms
 from fairmeter.domain.numbers import format_optional
-from fairmeter.domain.windows import from_us
+from fairmeter.domain.windows import format_instant, from_us
 from fairmeter.services.hooks import Hooks, Lifecycle, LifecycleNotice
 
 
@@ -38,8 +38,8 @@ class Notices:
             "plan": before.plan,
             "next_plan": to_plan,
             "limit": None if before.limit is None else format_optional(before.limit.limit),
-            "period_start": _instant(before.period_start_us),
-            "period_end": _instant(before.period_end_us),
+            "period_start": format_instant(before.period_start_us),
+            "period_end": format_instant(before.period_end_us),
         }
         return LifecycleNotice(
             Lifecycle.PLAN_UPGRADED, before.customer, from_us(now_us), details, key
@@ -61,11 +61,7 @@ class Notices:
             "reason": decision.reason.value,
             "plan": terms.plan,
             "next_plan": terms.next_plan,
-            "period_start": _instant(terms.period_start_us),
-            "period_end": _instant(terms.period_end_us),
+            "period_start": format_instant(terms.period_start_us),
+            "period_end": format_instant(terms.period_end_us),
         }
         self.hooks.lifecycle(LifecycleNotice(kind, terms.customer, from_us(now_us), details, key))
-
-
-def _instant(micros: int) -> str:
-    return from_us(micros).isoformat().replace("+00:00", "Z")

@@ -7,7 +7,7 @@ from sqlalchemy.engine import Connection
 
 from fairmeter.domain.invoices import Invoice, InvoiceStatus
 from fairmeter.domain.money import Money
-from fairmeter.domain.windows import from_us
+from fairmeter.domain.windows import format_instant
 from fairmeter.services.notifications import NewNotification, enqueue
 from fairmeter.services.runtime import Runtime
 from fairmeter.storage import notifications as store
@@ -23,9 +23,9 @@ def invoice_details(invoice: Invoice) -> dict[str, object]:
         "invoice_kind": invoice.kind.value,
         "amount": str(Money(invoice.total_minor, invoice.currency).as_decimal()),
         "currency": invoice.currency,
-        "period_start": _iso(invoice.period_start_us),
-        "period_end": _iso(invoice.period_end_us),
-        "due_at": None if invoice.due_us is None else _iso(invoice.due_us),
+        "period_start": format_instant(invoice.period_start_us),
+        "period_end": format_instant(invoice.period_end_us),
+        "due_at": None if invoice.due_us is None else format_instant(invoice.due_us),
     }
 
 
@@ -74,7 +74,3 @@ def _past_due(invoice: Invoice) -> NewNotification:
         period_start_us=invoice.period_start_us,
         period_end_us=invoice.period_end_us,
     )
-
-
-def _iso(micros: int) -> str:
-    return from_us(micros).isoformat().replace("+00:00", "Z")

@@ -21,7 +21,7 @@ from fairmeter.domain.notifications import (
     signed_headers,
     url_problem,
 )
-from fairmeter.domain.windows import from_us, to_us
+from fairmeter.domain.windows import format_instant, to_us
 from fairmeter.services.notifications import new_id
 from fairmeter.services.runtime import Runtime
 from fairmeter.storage import notifications as store
@@ -162,9 +162,9 @@ def payload(notification: RowMapping) -> bytes:
         "title": notification["title"],
         "details": json.loads(notification["details"]),
         "rule_id": notification["rule_id"],
-        "period_start": _iso(notification["period_start_us"]),
-        "period_end": _iso(notification["period_end_us"]),
-        "created_at": _iso(notification["created_us"]),
+        "period_start": format_instant(notification["period_start_us"]),
+        "period_end": format_instant(notification["period_end_us"]),
+        "created_at": format_instant(notification["created_us"]),
     }
     body = {"type": notification["kind"], "timestamp": data["created_at"], "data": data}
     return json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
@@ -201,10 +201,6 @@ def http_client() -> httpx.Client:
 
 def _ms(started: float) -> int:
     return int((time.monotonic() - started) * 1000)
-
-
-def _iso(micros: int | None) -> str | None:
-    return None if micros is None else from_us(micros).isoformat().replace("+00:00", "Z")
 
 
 def _now_us(rt: Runtime) -> int:

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Body, Depends, Response
 
 from fairmeter.api.deps import admin, json_body, runtime
 from fairmeter.domain.alerts import AlertRule
-from fairmeter.domain.windows import from_us
+from fairmeter.domain.windows import format_instant
 from fairmeter.services import alerts
 from fairmeter.services.runtime import Runtime
 
@@ -24,13 +24,9 @@ _EXAMPLES = [
 def render(rule: AlertRule) -> dict[str, object]:
     return {
         **rule.as_dict(),
-        "created_at": _instant(rule.created_us),
-        "updated_at": _instant(rule.updated_us),
+        "created_at": format_instant(rule.created_us),
+        "updated_at": format_instant(rule.updated_us),
     }
-
-
-def _instant(micros: int) -> str:
-    return from_us(micros).isoformat().replace("+00:00", "Z")
 
 
 @router.post("/v1/alert-rules", status_code=201, summary="Create an alert rule")

@@ -17,7 +17,7 @@ from fairmeter.domain.errors import Problems
 from fairmeter.domain.meters import KEY_PATTERN
 from fairmeter.domain.numbers import format_optional
 from fairmeter.domain.pricing.fields import FieldReader, as_object
-from fairmeter.domain.windows import from_us
+from fairmeter.domain.windows import format_instant
 from fairmeter.services.entitlement_recording import encodable
 from fairmeter.services.entitlement_view import CustomerEntitlements, customer_entitlements
 from fairmeter.services.entitlements import Enforcer
@@ -114,7 +114,9 @@ def render(found: CustomerEntitlements) -> dict[str, object]:
         "customer": found.customer,
         "plan": found.plan,
         "suspended": found.suspended,
-        "period": None if period is None else {"start": _at(period[0]), "end": _at(period[1])},
+        "period": None
+        if period is None
+        else {"start": format_instant(period[0]), "end": format_instant(period[1])},
         "meters": [
             {
                 "meter": item.terms.meter,
@@ -126,17 +128,13 @@ def render(found: CustomerEntitlements) -> dict[str, object]:
                 "spend_cap": format_optional(item.terms.spend_cap),
                 "currency": item.terms.currency,
                 "rate_limit": item.terms.rate_limit.as_dict() if item.terms.rate_limit else None,
-                "resets_at": _at(item.terms.period_end_us),
+                "resets_at": format_instant(item.terms.period_end_us),
                 "denials": item.denials,
             }
             for item in found.meters
         ],
         "upgrades": [
-            {"at": _at(u.at_us), "from_plan": u.from_plan, "to_plan": u.to_plan}
+            {"at": format_instant(u.at_us), "from_plan": u.from_plan, "to_plan": u.to_plan}
             for u in found.upgrades
         ],
     }
-
-
-def _at(micros: int) -> str:
-    return from_us(micros).isoformat().replace("+00:00", "Z")

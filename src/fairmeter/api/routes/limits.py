@@ -10,7 +10,7 @@ from fairmeter.api.deps import admin, json_body, runtime
 from fairmeter.domain.errors import Problems
 from fairmeter.domain.limits import Override, parse_override
 from fairmeter.domain.pricing.fields import FieldReader, as_object
-from fairmeter.domain.windows import from_us
+from fairmeter.domain.windows import format_instant
 from fairmeter.services import limits
 from fairmeter.services.runtime import Runtime
 from fairmeter.storage.limits import Suspension
@@ -91,5 +91,5 @@ def restore(key: str, rt: Runtime = Depends(runtime)) -> dict[str, object]:
 def _suspension(customer: str, found: Suspension | None) -> dict[str, object]:
     if found is None:
         return {"customer": customer, "suspended": False, "reason": None, "suspended_at": None}
-    at = from_us(found.suspended_us).isoformat().replace("+00:00", "Z")
+    at = format_instant(found.suspended_us)
     return {"customer": customer, "suspended": True, "reason": found.reason, "suspended_at": at}

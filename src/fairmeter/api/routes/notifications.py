@@ -12,7 +12,7 @@ from sqlalchemy.engine import RowMapping
 
 from fairmeter.api.deps import admin, json_body, runtime
 from fairmeter.domain.errors import FieldError, InvalidInput
-from fairmeter.domain.windows import from_us, parse_instant, to_us
+from fairmeter.domain.windows import format_instant, parse_instant, to_us
 from fairmeter.services import webhooks
 from fairmeter.services.notification_log import (
     DeliveryRecord,
@@ -135,10 +135,10 @@ def endpoint(row: RowMapping) -> dict[str, object]:
         "description": row["description"],
         "events": json.loads(row["events"]),
         "enabled": row["disabled_us"] is None,
-        "disabled_at": _at(row["disabled_us"]),
+        "disabled_at": format_instant(row["disabled_us"]),
         "disabled_reason": row["disabled_reason"],
-        "created_at": _at(row["created_us"]),
-        "updated_at": _at(row["updated_us"]),
+        "created_at": format_instant(row["created_us"]),
+        "updated_at": format_instant(row["updated_us"]),
     }
 
 
@@ -153,7 +153,7 @@ def notification(record: NotificationRecord) -> dict[str, object]:
         # What the customer was told, as it stood then (usage, limit, threshold, ...).
         "details": record.details,
         "period": _period(row["period_start_us"], row["period_end_us"]),
-        "created_at": _at(row["created_us"]),
+        "created_at": format_instant(row["created_us"]),
         "status": record.status,
         "channels": sorted({d.delivery["channel"] for d in record.deliveries}),
         "deliveries": [delivery(d) for d in record.deliveries],
@@ -167,7 +167,7 @@ def warning(record: NotificationRecord) -> dict[str, object]:
         "id": row["id"],
         "kind": row["kind"],
         "title": row["title"],
-        "created_at": _at(row["created_us"]),
+        "created_at": format_instant(row["created_us"]),
         "status": record.status,
     }
 
@@ -183,7 +183,7 @@ def delivery(record: DeliveryRecord) -> dict[str, object]:
         "status": row["status"],
         "attempts": [
             {
-                "at": _at(a["at_us"]),
+                "at": format_instant(a["at_us"]),
                 "response_code": a["status_code"],
                 "error": a["error"],
                 "duration_ms": a["duration_ms"],
@@ -192,18 +192,16 @@ def delivery(record: DeliveryRecord) -> dict[str, object]:
         ],
         "response_code": row["last_status_code"],
         "last_error": row["last_error"],
-        "delivered_at": _at(row["delivered_us"]),
-        "next_attempt_at": _at(row["next_attempt_us"]) if row["status"] == "pending" else None,
-        "created_at": _at(row["created_us"]),
+        "delivered_at": format_instant(row["delivered_us"]),
+        "next_attempt_at": format_instant(row["next_attempt_us"])
+        if row["status"] == "pending"
+        else None,
+        "created_at": format_instant(row["created_us"]),
     }
 
 
 def _period(start: int | None, end: int | None) -> dict[str, str | None] | None:
-    return None if start is None else {"start": _at(start), "end": _at(end)}
-
-
-def _at(micros: int | None) -> str | None:
-    return None if micros is None else from_us(micros).isoformat().replace("+00:00", "Z")
+    return None if start is None else {"start": format_instant(start), "end": format_instant(end)}
 
 
 def _only(body: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
