@@ -35,10 +35,11 @@ SPENT: dict[str, float] = defaultdict(float)
 
 # (owner, attribute, stage): the storage calls record_events makes, timed where they are.
 TIMED = (
+    (Usage, "active_meter_rows", "meters lookup (SQL)"),
     (Meters, "active_for_types", "meters lookup (SQL)"),
     (Usage, "stored_digests", "dedupe lookup (SQL)"),
     (Usage, "insert_events", "insert events (SQL)"),
-    (RollupBatch, "add", "rollups: accumulate (Python)"),
+    (RollupBatch, "add_recorded", "rollups: accumulate (Python)"),
     (RollupBatch, "write", "rollups: upsert (SQL)"),
 )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from fairmeter.domain.errors import FieldError
 
@@ -12,12 +13,14 @@ MAX_ATTRIBUTE_LENGTH = 256
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
-@dataclass(frozen=True, slots=True)
-class UsageEvent:
+class UsageEvent(NamedTuple):
     """An event as stored: identity (source, id), attribution and canonical content.
 
     `digest` fingerprints the content as sent (type, subject, time if given, data) so a
     resend of the same identity can be told apart from a conflicting one.
+
+    A tuple rather than a frozen dataclass: ingest builds one per event, and the
+    dataclass's __init__ (one object.__setattr__ per field) costs three times as much.
     """
 
     source: str

@@ -4,34 +4,42 @@ Work is split so that little happens while the write lock is held: `prepare` mea
 event against the meters (and sums its rollups) in the caller's thread, outside any
 transaction; `record_prepared` then dedupes, inserts and commits. Several prepared
 requests can share one transaction (group commit, see ingest_queue.py); each keeps its own
-outcome, and an event repeated across them is stored once."""
+outcome, and an event repeated across them is stored once.
+
+Per event, the hot path builds what it has to and nothing else: no object per event beyond
+the row and one `Recorded` per meter, which serves the rollups and the listeners alike."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+
+from sqlalchemy.engine import Connection
 
 from fairmeter.domain.errors import FieldError
 from fairmeter.domain.events import IngestResult, Rejection, UsageEvent
 from fairmeter.domain.meters import EventNotMetered, Meter
 from fairmeter.services.hooks import Origin, Recorded
-from fairmeter.services.rollups import Group, RollupBatch
+from fairmeter.services.rollups import RollupBatch
 from fairmeter.storage.catalog import Meters
 from fairmeter.storage.database import Database
 from fairmeter.storage.dialect import EventRow
 from fairmeter.storage.usage import Usage
 
 Identity = tuple[str, str]
-Contribution = tuple[Meter, "Decimal | str", Group]
 MetersByType = dict[str, list[Meter]]
+Item = tuple[int, UsageEvent]
+
+# Recorded(...) goes through the NamedTuple's generated __new__; building the tuple
+# directly costs half as much, once per event and meter.
+_new_tuple = tuple.__new__
 
 
 @dataclass(frozen=True)
 class IngestRequest:
     """One caller's parsed events, as indexed in its own request."""
 
-    items: Sequence[tuple[int, UsageEvent]]
+    items: Sequence[Item]
     rejected: Sequence[Rejection]
     received_us: int
     batch: bool = True
@@ -44,11 +52,14 @@ class _Outcome:
     accepted: int = 0
     duplicates: int = 0
     rejected: list[Rejection] = field(default_factory=list)
-    # What was known before the transaction (events already stored, parse and measure
-    # rejections): an attempt starts from it, so a retried transaction counts nothing twice.
+    # What was known before the transaction (events already stored, repeats inside the
+    # request, parse and measure rejections): an attempt starts from it, so a retried
+    # transaction counts nothing twice.
     settled: list[Rejection] = field(default_factory=list)
     settled_duplicates: int = 0
-    unmeasured: list[Rejection] = field(default_factory=list)  # settled before measuring
+    # Settled before measuring (found stored, parse rejections): measuring again starts here.
+    unmeasured: list[Rejection] = field(default_factory=list)
+    unmeasured_duplicates: int = 0
 
     def restart(self) -> None:
         self.accepted, self.duplicates = 0, self.settled_duplicates
@@ -74,31 +85,44 @@ class _Outcome:
 
 
 @dataclass
-class _Entry:
-    outcome: _Outcome
-    index: int
-    event: UsageEvent
-    row: EventRow  # built in the request thread, not under the write lock
-    contributions: list[Contribution] = field(default_factory=list)
-
-
-@dataclass
 class Prepared:
     """A request measured against the meters it saw; its rollups assume every event is new.
 
-    `candidates` are the events not found stored when preparing; `entries` those of them
-    every meter could measure."""
+    `candidates` are the events not found stored when preparing. Of them, the ones to write
+    (measured by every meter, first of their identity in the request) are held column-wise:
+    `indices`, `events`, their `rows` and their `contributions` (one list per event)."""
 
     outcome: _Outcome
-    candidates: list[_Entry]
-    entries: list[_Entry]
+    candidates: list[Item]
     meters: MetersByType
+    indices: list[int]
+    events: list[UsageEvent]
+    rows: list[EventRow]
+    contributions: list[list[Recorded]]
     rollups: RollupBatch
+
+    @property
+    def size(self) -> int:
+        return len(self.events)
+
+    def keeping(self, positions: Sequence[int]) -> Prepared:
+        """The same request reduced to some of its events (rollups recounted)."""
+        contributions = [self.contributions[i] for i in positions]
+        return Prepared(
+            self.outcome,
+            self.candidates,
+            self.meters,
+            [self.indices[i] for i in positions],
+            [self.events[i] for i in positions],
+            [self.rows[i] for i in positions],
+            contributions,
+            _rollups(contributions),
+        )
 
 
 def record_events(
     db: Database,
-    items: Sequence[tuple[int, UsageEvent]],
+    items: Sequence[Item],
     rejected: Sequence[Rejection],
     received_us: int,
     batch: bool = True,
@@ -111,39 +135,71 @@ def record_events(
 def prepare(db: Database, request: IngestRequest) -> Prepared:
     """Outside the write lock: events already stored are settled as duplicates (stored
     events are never removed), the rest measured. A replayed batch thus costs one read."""
-    keys = [(event.source, event.id) for _, event in request.items]
-    received_us = request.received_us
+    items = request.items
     with db.read() as conn:
-        meters = Meters(conn).active_for_types({event.type for _, event in request.items})
-        stored = Usage(conn).stored_digests(keys)
+        meters = active_meters(conn)
+        usage = Usage(conn)
+        stored, same = usage.count_stored([(e.source, e.id, e.digest) for _, e in items])
+        # Neither new nor all sent again (a retried part of a batch, a conflict): which ones?
+        known = usage.stored_digests(_keys(items)) if stored and same < len(items) else {}
     outcome = _Outcome(request, rejected=list(request.rejected))
-    candidates: list[_Entry] = []
-    for index, event in request.items:
-        known = stored.get((event.source, event.id))
-        if known is None:
-            candidates.append(_Entry(outcome, index, event, _row(event, received_us)))
-        else:
-            outcome.repeat(known, index, event)
-    outcome.settled_duplicates = outcome.duplicates
+    if stored == 0:
+        candidates = list(items)
+    elif not known:
+        candidates = []  # a replay: every event is stored with the same content
+        outcome.duplicates = len(items)
+    else:
+        candidates = []
+        for item, key in zip(items, _keys(items), strict=True):
+            digest = known.get(key)
+            if digest is None:
+                candidates.append(item)
+            else:
+                outcome.repeat(digest, *item)
+    outcome.unmeasured_duplicates = outcome.duplicates
     outcome.unmeasured = list(outcome.rejected)
     return _measured(outcome, candidates, meters)
 
 
-def _measured(outcome: _Outcome, candidates: list[_Entry], meters: MetersByType) -> Prepared:
+def _keys(items: Sequence[Item]) -> list[Identity]:
+    return [(event.source, event.id) for _, event in items]
+
+
+def _measured(outcome: _Outcome, candidates: list[Item], meters: MetersByType) -> Prepared:
+    """Measure the candidates; the first of each identity in the request is the one kept."""
     outcome.rejected = list(outcome.unmeasured)
-    for entry in candidates:
-        entry.contributions = []
-    kept = [entry for entry in candidates if _measure(entry, meters)]
+    outcome.duplicates = outcome.unmeasured_duplicates
+    origin = outcome.request.origin
+    indices: list[int] = []
+    events: list[UsageEvent] = []
+    contributions: list[list[Recorded]] = []
+    first: dict[Identity, UsageEvent] = {}
+    for index, event in candidates:
+        metered = meters.get(event.type)
+        mine = _measure(outcome, index, event, metered, origin) if metered else []
+        if mine is None:
+            continue
+        known = len(first)
+        seen = first.setdefault((event.source, event.id), event)
+        if len(first) == known:
+            outcome.repeat(seen.digest, index, event)
+            continue
+        indices.append(index)
+        events.append(event)
+        contributions.append(mine)
     outcome.settled = list(outcome.rejected)
-    return Prepared(outcome, candidates, kept, meters, _rollups(kept))
+    outcome.settled_duplicates = outcome.duplicates
+    received_us = outcome.request.received_us
+    rows = [_row(event, received_us) for event in events]
+    return Prepared(
+        outcome, candidates, meters, indices, events, rows, contributions, _rollups(contributions)
+    )
 
 
-def _rollups(entries: Sequence[_Entry]) -> RollupBatch:
+def _rollups(contributions: Sequence[list[Recorded]]) -> RollupBatch:
     rollups = RollupBatch()
-    for entry in entries:
-        event = entry.event
-        for meter, value, group in entry.contributions:
-            rollups.add(meter, event.subject, event.time_us, value, group)
+    for mine in contributions:
+        rollups.add_recorded(mine)
     return rollups
 
 
@@ -161,43 +217,47 @@ def record_prepared(
         return [p.outcome.result() for p in prepared]  # all settled: nothing to write
     with db.write() as conn:
         usage = Usage(conn)
-        current = Meters(conn).active_for_types(
-            {e.event.type for p in prepared for e in p.candidates}
-        )
-        prepared = [_remeasured(p, current) for p in prepared]
+        current = active_meters(conn)
+        batches = [_remeasured(p, current) for p in prepared]
+        if len(batches) > 1:
+            batches = _first_of_each_identity(batches)
         # Identities were looked up in `prepare`; one stored since then by another writer
         # is caught by the insert itself (its conflict), so no second lookup is needed.
-        fresh, repeated = _first_of_each_identity(prepared)
-        written = usage.insert_events([e.row for e in fresh])
-        lost = [] if written is None else [e for e in fresh if _identity(e) not in written]
-        for entry in fresh:
-            entry.outcome.accepted += 1
-        _rollups_of_written(prepared, fresh, lost, repeated).write(usage)
-        if lost:
-            # Another writer stored these since `prepare` looked: same rules apply.
-            stored = usage.stored_digests([_identity(e) for e in lost])
-            for entry in lost:
-                entry.outcome.accepted -= 1
-                digest = stored[_identity(entry)]
-                entry.outcome.repeat(digest, entry.index, entry.event)
+        rows = batches[0].rows if len(batches) == 1 else [r for b in batches for r in b.rows]
+        written = usage.insert_events(rows)
+        if written is not None:
+            batches = _settle_lost(usage, batches, written)
+        total = batches[0].rollups if len(batches) == 1 else RollupBatch()
+        for b in batches:
+            b.outcome.accepted += len(b.events)
+            if total is not b.rollups:
+                total.merge(b.rollups)
+        total.write(usage)
     if recorded is not None:
-        recorded.extend(_recorded(fresh, lost))
+        recorded.extend([r for b in batches for mine in b.contributions for r in mine])
     return [p.outcome.result() for p in prepared]
 
 
-def _recorded(fresh: Sequence[_Entry], lost: Sequence[_Entry]) -> list[Recorded]:
-    lost_ids = {id(e) for e in lost}
-    return [
-        Recorded(e.event.subject, meter, e.event.time_us, value, group, e.outcome.request.origin)
-        for e in fresh
-        if id(e) not in lost_ids
-        for meter, value, group in e.contributions
-    ]
+def _settle_lost(usage: Usage, batches: list[Prepared], written: set[Identity]) -> list[Prepared]:
+    """Events another writer stored since `prepare` looked: same rules as found stored."""
+    lost = [e for b in batches for e in b.events if (e.source, e.id) not in written]
+    stored = usage.stored_digests([(e.source, e.id) for e in lost])
+    kept: list[Prepared] = []
+    for b in batches:
+        keep: list[int] = []
+        for position, event in enumerate(b.events):
+            identity = (event.source, event.id)
+            if identity in written:
+                keep.append(position)
+            else:
+                b.outcome.repeat(stored[identity], b.indices[position], event)
+        kept.append(b if len(keep) == len(b.events) else b.keeping(keep))
+    return kept
 
 
 def _remeasured(prepared: Prepared, current: MetersByType) -> Prepared:
     """Meters changed since `prepare` (created, archived): measure again under the lock."""
-    types = {e.event.type for e in prepared.candidates}
+    types = {event.type for _, event in prepared.candidates}
     if all(prepared.meters.get(t, []) == current.get(t, []) for t in types):
         return prepared
     measured = _measured(prepared.outcome, prepared.candidates, current)
@@ -205,75 +265,66 @@ def _remeasured(prepared: Prepared, current: MetersByType) -> Prepared:
     return measured
 
 
-def _identity(entry: _Entry) -> Identity:
-    return entry.event.source, entry.event.id
-
-
-def _rollups_of_written(
-    prepared: Sequence[Prepared],
-    fresh: Sequence[_Entry],
-    lost: Sequence[_Entry],
-    repeated: set[int],
-) -> RollupBatch:
-    """The prepared sums where every event of a request was written; otherwise recounted."""
-    if not lost and not repeated:
-        total = RollupBatch()  # the common case: every measured event is new
-        for p in prepared:
-            total.merge(p.rollups)
-        return total
-    written_per_request: dict[int, int] = {}
-    for entry in fresh:
-        key = id(entry.outcome)
-        written_per_request[key] = written_per_request.get(key, 0) + 1
-    for entry in lost:
-        written_per_request[id(entry.outcome)] -= 1
-    lost_ids = {id(e) for e in lost}
-    total = RollupBatch()
-    for p in prepared:
-        if written_per_request.get(id(p.outcome), 0) == len(p.entries):
-            total.merge(p.rollups)
-        else:
-            mine = [e for e in fresh if e.outcome is p.outcome and id(e) not in lost_ids]
-            total.merge(_rollups(mine))
-    return total
-
-
-def _first_of_each_identity(prepared: Sequence[Prepared]) -> tuple[list[_Entry], set[int]]:
-    """The first entry of each identity across the group, and the requests (by id of their
-    outcome) that repeated one."""
+def _first_of_each_identity(batches: Sequence[Prepared]) -> list[Prepared]:
+    """Across the group, the first event of each identity is written; a later request
+    that repeats one is told so (each request has no repeat of its own left)."""
     first: dict[Identity, UsageEvent] = {}
-    unique: list[_Entry] = []
-    repeated: set[int] = set()
-    for p in prepared:
-        for entry in p.entries:
-            event = entry.event
-            identity = (event.source, event.id)
-            seen = first.get(identity)
-            if seen is None:
-                first[identity] = event
-                unique.append(entry)
+    kept: list[Prepared] = []
+    for b in batches:
+        keep: list[int] = []
+        for position, event in enumerate(b.events):
+            known = len(first)
+            seen = first.setdefault((event.source, event.id), event)
+            if len(first) == known:
+                b.outcome.repeat(seen.digest, b.indices[position], event)
             else:
-                entry.outcome.repeat(seen.digest, entry.index, event)
-                repeated.add(id(entry.outcome))
-    return unique, repeated
+                keep.append(position)
+        kept.append(b if len(keep) == len(b.events) else b.keeping(keep))
+    return kept
 
 
-def _measure(entry: _Entry, meters: MetersByType) -> bool:
-    """Compute the entry's contribution to each meter; reject it if a meter cannot."""
-    data = entry.event.data
+def _measure(
+    outcome: _Outcome, index: int, event: UsageEvent, meters: list[Meter], origin: Origin
+) -> list[Recorded] | None:
+    """The event's contribution to each meter, or None (and a rejection) if a meter cannot
+    measure it."""
+    data = event.data
+    subject, time_us = event.subject, event.time_us
+    found: list[Recorded] = []
     errors: list[FieldError] = []
-    for meter in meters.get(entry.event.type, ()):
+    for meter in meters:
         try:
-            entry.contributions.append((meter, meter.measure(data), meter.group_of(data)))
+            value = meter.measure(data)
+            group = meter.group_of(data)
         except EventNotMetered as exc:
             assert meter.value_property is not None
             path = "/".join(meter.value_property.segments)
-            pointer = f"{entry.outcome.pointer(entry.index)}/data/{path}"
+            pointer = f"{outcome.pointer(index)}/data/{path}"
             errors.append(FieldError(pointer, f"{exc} (meter {meter.key!r})", "invalid_value"))
+            continue
+        found.append(_new_tuple(Recorded, (subject, meter, time_us, value, group, origin)))
     if errors:
-        entry.outcome.rejected.append(Rejection(entry.index, entry.event.id, tuple(errors)))
-        return False
-    return True
+        outcome.rejected.append(Rejection(index, event.id, tuple(errors)))
+        return None
+    return found
+
+
+_METERS_SEEN: dict[tuple[tuple[object, ...], ...], MetersByType] = {}
+
+
+def active_meters(conn: Connection) -> MetersByType:
+    """The active meters by event type, read in the caller's transaction.
+
+    Their rows are read on every call (one cheap query); the meters built from them are
+    reused while the rows are the same, so a meter created or archived is seen at once."""
+    rows = Usage(conn).active_meter_rows()
+    meters = _METERS_SEEN.get(rows)
+    if meters is None:
+        meters = Meters(conn).active_for_types({str(row[3]) for row in rows})
+        if len(_METERS_SEEN) >= 64:
+            _METERS_SEEN.clear()
+        _METERS_SEEN[rows] = meters
+    return meters
 
 
 def _row(event: UsageEvent, received_us: int) -> EventRow:

@@ -34,6 +34,8 @@ class GroupCommitter:
         Measuring happens here, in the caller's thread, while the committer may be waiting
         on the disk for the previous group."""
         prepared = prepare(self.db, request)
+        if not prepared.candidates:
+            return record_prepared(self.db, [prepared])[0]  # all settled: no write, no wait
         future: Future[IngestResult] = Future()
         self._ensure_started()
         self._queue.put((prepared, future))
@@ -60,7 +62,7 @@ class GroupCommitter:
             if first is None:
                 return
             group = [first]
-            size = len(first[0].entries)
+            size = first[0].size
             while size < self.max_events:
                 try:
                     following = self._queue.get_nowait()
@@ -70,7 +72,7 @@ class GroupCommitter:
                     self._queue.put(None)
                     break
                 group.append(following)
-                size += len(following[0].entries)
+                size += following[0].size
             self._commit(group)
 
     def _commit(self, group: list[_Pending]) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import Connection
 
@@ -77,6 +78,7 @@ _SQLITE_DISTINCT = (
 _EVENT_COLUMNS = "source, id, type, subject, time_us, received_us, data, digest"
 
 EventRow = tuple[str, str, str, str, int, int, str, bytes]
+_JSON_ROWS = msgspec.json.Decoder(list[tuple[str, str, str]])
 
 
 # One multi-row INSERT per chunk rather than executemany: executemany gives the GIL up
@@ -128,6 +130,31 @@ def insert_events(conn: Connection, rows: list[EventRow]) -> set[tuple[str, str]
         cursor.close()
 
 
+def count_stored(conn: Connection, keys: list[tuple[str, str, bytes]]) -> tuple[int, int]:
+    """Of these (source, id, digest), how many are stored, and how many with that digest.
+
+    Tells the two common cases apart in one step without sending anything back per event:
+    none stored (new events) and all stored alike (a batch sent again)."""
+    cursor = _cursor(conn)
+    try:
+        if conn.dialect.name == "postgresql":
+            return postgres.count_stored(cursor, keys)
+        stored = same = 0
+        for start in range(0, len(keys), 4000):
+            chunk = keys[start : start + 4000]
+            cursor.execute(
+                "SELECT count(*), count(*) FILTER (WHERE e.digest = k.column3)"
+                f" FROM (VALUES {','.join(['(?,?,?)'] * len(chunk))}) AS k"
+                " JOIN events AS e ON e.source = k.column1 AND e.id = k.column2",
+                [part for key in chunk for part in key],
+            )
+            found, alike = cursor.fetchone()
+            stored, same = stored + found, same + alike
+        return stored, same
+    finally:
+        cursor.close()
+
+
 def find_identities(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
     """The digests of the events already stored under these identities."""
     cursor = _cursor(conn)
@@ -140,13 +167,16 @@ def find_identities(conn: Connection, keys: list[tuple[str, str]]) -> dict[tuple
             marks = ",".join(["(?,?)"] * len(chunk))
             flat = [part for key in chunk for part in key]
             # A join, not `(source, id) IN (VALUES ...)`: SQLite scans the table for the latter.
+            # The matches come back as one JSON value: fetching a row is a step of its own,
+            # which gives the GIL up and waits to take it back from the busy request threads.
             cursor.execute(
-                f"SELECT e.source, e.id, e.digest FROM (VALUES {marks}) AS k"
+                "SELECT json_group_array(json_array(e.source, e.id, hex(e.digest)))"
+                f" FROM (VALUES {marks}) AS k"
                 " JOIN events AS e ON e.source = k.column1 AND e.id = k.column2",
                 flat,
             )
-            for source, id_, digest in cursor.fetchall():
-                found[(source, id_)] = bytes(digest)
+            for source, id_, digest in _JSON_ROWS.decode(cursor.fetchone()[0]):
+                found[(source, id_)] = bytes.fromhex(digest)
         return found
     finally:
         cursor.close()

@@ -68,6 +68,18 @@ def insert_distinct(cursor: Any, rows: list[tuple[Any, ...]]) -> None:
     cursor.execute(_DISTINCT, [list(c) for c in zip(*rows, strict=True)])
 
 
+def count_stored(cursor: Any, keys: list[tuple[str, str, bytes]]) -> tuple[int, int]:
+    sources, ids, digests = zip(*keys, strict=True)
+    cursor.execute(
+        "SELECT count(*), count(*) FILTER (WHERE e.digest = k.digest) FROM events e"
+        " JOIN unnest(%b::text[], %b::text[], %b::bytea[]) AS k(source, id, digest)"
+        " ON e.source = k.source AND e.id = k.id",
+        [list(sources), list(ids), list(digests)],
+    )
+    stored, same = cursor.fetchone()
+    return int(stored), int(same)
+
+
 def find_identities(cursor: Any, keys: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
     sources, ids = zip(*keys, strict=True)
     cursor.execute(

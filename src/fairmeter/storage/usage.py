@@ -25,6 +25,23 @@ class Usage:
     def stored_digests(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
         return dialect.find_identities(self.conn, keys) if keys else {}
 
+    def active_meter_rows(self) -> tuple[tuple[object, ...], ...]:
+        """Every column of the active meters, by id: tells whether meters read before are
+        still the ones in force (ingest compares it on every transaction, so it is raw SQL)."""
+        cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(
+                "SELECT id, key, name, event_type, aggregation, value_property, group_by, unit,"
+                " archived_us, archived_seq FROM meters WHERE archived_us IS NULL ORDER BY id"
+            )
+            return tuple(tuple(row) for row in cursor.fetchall())
+        finally:
+            cursor.close()
+
+    def count_stored(self, keys: list[tuple[str, str, bytes]]) -> tuple[int, int]:
+        """(stored, stored with the same digest) among these (source, id, digest)."""
+        return dialect.count_stored(self.conn, keys) if keys else (0, 0)
+
     def insert_events(self, rows: list[EventRow]) -> set[tuple[str, str]] | None:
         """The identities written, or None when every row was."""
         return dialect.insert_events(self.conn, rows)
