@@ -42,11 +42,15 @@ PLAN = {
         {"meter": "tokens", "model": "per_unit", "unit_price": "0.001",
          "limit": "1000000000000", "policy": "block"},
         {"meter": "requests", "model": "per_unit", "unit_price": "0.0001"},
-        {"meter": "calls", "model": "per_unit", "unit_price": "0.0001"},
+        {"meter": "hits", "model": "per_unit", "unit_price": "0.0001",
+         "limit": "1000000000000", "policy": "block"},
+        {"meter": "calls", "model": "per_unit", "unit_price": "0.0001",
+         "limit": "1000000000000", "policy": "block"},
     ],
 }  # fmt: skip
 METERS = (
     {"key": "requests", "event_type": "bench.request", "aggregation": "count"},
+    {"key": "hits", "event_type": "bench.hit", "aggregation": "count"},
     {"key": "tokens", "event_type": "bench.tokens", "aggregation": "sum",
      "value_property": "$.tokens"},
     # API calls as a sum meter: admit() records them as one event per flush, where a
@@ -58,7 +62,8 @@ Say = Callable[[str, dict[str, float], str], None]
 
 
 def set_up(url: str) -> tuple[Runtime, str]:
-    """Meters `requests` (count) and `tokens` (sum, its own event type, so a request event
+    """Meters `requests` (count, no limit), `hits` (count) and `calls` (sum) with a block
+    limit, and `tokens` (sum, its own event type, so a request event
     needs no tokens), customer acme on plan pro; returns the runtime and an admin key."""
     clock = SystemClock()
     rt = build(Settings(database_url=url), clock=clock)
@@ -280,8 +285,9 @@ def middleware_ratio(url: str, seconds: float, say: Say) -> None:
     rt.close()
     request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
     figures: dict[str, list[dict[str, float]]] = {}
-    # interleaved, so drift hits all alike; "calls" is a sum meter, "requests" a count meter
-    for mode in ("off", "calls", "requests", "off", "calls", "requests"):
+    # interleaved, so drift hits all alike; both meters have a limit (block): "calls" is a
+    # sum meter, "hits" a count meter
+    for mode in ("off", "calls", "hits", "off", "calls", "hits"):
         port = free_port()
         app = subprocess.Popen([sys.executable, "-c", APP, str(port), mode, url])
         try:
@@ -294,7 +300,7 @@ def middleware_ratio(url: str, seconds: float, say: Say) -> None:
             app.wait(15)
     off = _mean(figures["off"])
     say("without middleware", off, "")
-    for meter, kind in (("calls", "sum meter"), ("requests", "count meter")):
+    for meter, kind in (("calls", "sum meter"), ("hits", "count meter")):
         on = _mean(figures[meter])
         say(f"with MeteringMiddleware (in-process, {kind})", on, "")
         ratio = {"percent": 100 * on["req_per_s"] / off["req_per_s"]}

@@ -170,7 +170,8 @@ class LiveServer:
             ],
             env=self.env,
         )
-        deadline = time.monotonic() + 30
+        # Generous: on a busy 2-core machine a cold start (imports) can take a while.
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             try:
                 if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
@@ -179,7 +180,8 @@ class LiveServer:
                 time.sleep(0.1)
             if self.process.poll() is not None:
                 raise RuntimeError("the server exited while starting")
-        raise RuntimeError("the server did not start in 30 s")
+        self.kill()  # never leave a server behind
+        raise RuntimeError("the server did not start in 60 s")
 
     def kill(self) -> None:
         if self.process and self.process.poll() is None:

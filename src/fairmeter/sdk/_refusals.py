@@ -68,6 +68,7 @@ class RateLimitFields:
 
     def __init__(self, meter: str) -> None:
         self._name = sf_string(meter)
+        self._name_bytes = self._name.encode()
         self._policies: dict[Decimal, bytes] = {}
         self._instants: dict[datetime, float] = {}
 
@@ -80,12 +81,24 @@ class RateLimitFields:
         if policy is None:
             policy = self._policy(limit)
         remaining = decision.remaining
-        service = f"{self._name};r={0 if remaining is None else _sf_integer(remaining)}"
+        left = 0 if remaining is None else int(remaining)
+        if not 0 <= left <= _SF_MAX:
+            left = min(_SF_MAX, max(0, left))
         until = decision.resets_at if decision.allowed else decision.retry_after
         until = until or decision.resets_at
-        if until is not None:
-            service += f";t={_seconds_until(self._timestamp(until), now)}"
-        return [(b"ratelimit-policy", policy), (b"ratelimit", service.encode())]
+        if until is None:
+            return [
+                (b"ratelimit-policy", policy),
+                (b"ratelimit", b"%s;r=%d" % (self._name_bytes, left)),
+            ]
+        seconds = self._instants.get(until)
+        if seconds is None:
+            seconds = self._timestamp(until)
+        wait = math.ceil(seconds - now)
+        if not 0 <= wait <= _SF_MAX:
+            wait = min(_SF_MAX, max(0, wait))
+        service = b"%s;r=%d;t=%d" % (self._name_bytes, left, wait)
+        return [(b"ratelimit-policy", policy), (b"ratelimit", service)]
 
     def _policy(self, limit: Decimal) -> bytes:
         if len(self._policies) > 1024:

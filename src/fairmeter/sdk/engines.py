@@ -46,6 +46,10 @@ _MISCONFIGURED = (AuthenticationError, PermissionDeniedError)
 
 
 class Engine(Protocol):
+    """What `MeteringMiddleware` asks. An in-process engine may also offer a synchronous
+    `consume_now(customer, meter, quantity) -> Decision`, which the middleware then calls
+    instead (no coroutine per request)."""
+
     async def consume(self, customer: str, meter: str, quantity: Decimal) -> Decision:
         """Decide and, when allowed, count `quantity` of `meter` for `customer`."""
         ...

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Literal, cast
+from typing import Any, Literal
 
 from starlette.datastructures import Headers
 from starlette.requests import Request
@@ -97,6 +97,10 @@ class MeteringMiddleware:
         self._reject_anonymous = anonymous == "reject"
         self._clock = clock
         self._fields = _refusals.RateLimitFields(meter)
+        consume_now = getattr(engine, "consume_now", None)
+        self._consume_now: Callable[[str, str, Decimal], Decision] | None = (
+            consume_now if callable(consume_now) and not _is_async(consume_now) else None
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -106,17 +110,19 @@ class MeteringMiddleware:
         if self._skip is not None and self._skip(request):
             await self.app(scope, receive, send)
             return
-        found = self._customer(request)
+        customer: Any = self._customer(request)
         if self._customer_async:
-            found = await cast(Awaitable[str | None], found)
-        customer = cast(str | None, found)
+            customer = await customer
         if customer is None:
             await self._anonymous(scope, receive, send)
             return
         quantity = self._quantity
         if self._quantity_fn is not None:
             quantity = Decimal(self._quantity_fn(request))
-        decision = await self.engine.consume(customer, self.meter, quantity)
+        if self._consume_now is not None:  # an in-process engine: no coroutine to await
+            decision = self._consume_now(customer, self.meter, quantity)
+        else:
+            decision = await self.engine.consume(customer, self.meter, quantity)
         scope.setdefault("state", {})["fairmeter"] = decision
         now = self._clock()
         fields = self._fields(decision, now)
@@ -167,10 +173,11 @@ class MeteringMiddleware:
 
 
 def _with_headers(send: Send, fields: list[tuple[bytes, bytes]]) -> Send:
-    async def send_with_headers(message: Message) -> None:
+    # A plain function handing back `send`'s awaitable: no coroutine of its own per message.
+    def send_with_headers(message: Message) -> Awaitable[None]:
         if message["type"] == "http.response.start":
             message["headers"] = [*message.get("headers", ()), *fields]
-        await send(message)
+        return send(message)
 
     return send_with_headers
 

@@ -26,7 +26,7 @@ from fairmeter.domain.events import UsageEvent
 from fairmeter.domain.meters import Meter
 from fairmeter.domain.numbers import EXACT
 from fairmeter.services.entitlement_terms import Armed
-from fairmeter.storage.counters import CounterKey, Period
+from fairmeter.storage.counters import Period
 
 SOURCE = "fairmeter.entitlements"
 MAX_EVENTS = 10_000  # a count meter's quantity is that many events, written at once
@@ -89,16 +89,34 @@ def encodable(data: Mapping[str, object]) -> bool:
     return True
 
 
-@dataclass
+@dataclass(slots=True)
 class Batch:
-    """Usage admit() admitted for one counter in one period, not written yet."""
+    """Usage admit() admitted for one counter in one period, not written yet.
+
+    While it gathers, admissions are counted per quantity (`counts`: no Decimal sum on
+    the hot path); `PendingUsage.take` sums them into `quantity` and `admissions`."""
 
     armed: Armed
     period: Period
     quantity: Decimal = Decimal(0)
     admissions: int = 0
     attempts: int = 0
-    counted: list[Decimal] = field(default_factory=list)  # each counted admission
+    counted: int = 0  # admissions a counter counted (each ends with settled or release)
+    written: Decimal = Decimal(0)  # of `quantity`, what is in the database already
+    counts: dict[Decimal, int] = field(default_factory=dict)  # quantity -> admissions
+
+    def settle_counts(self) -> None:
+        for quantity, times in self.counts.items():
+            self.quantity = EXACT.add(self.quantity, EXACT.multiply(quantity, Decimal(times)))
+            self.admissions += times
+        self.counts = {}
+
+
+BatchKey = tuple[str, str, int]  # (customer, meter, period start): cheaper to hash than a Period
+
+
+def batch_key(armed: Armed, period: Period) -> BatchKey:
+    return (*armed.key, period.start_us)
 
 
 class PendingUsage:
@@ -106,33 +124,43 @@ class PendingUsage:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._batches: dict[tuple[CounterKey, Period], Batch] = {}
+        self._batches: dict[BatchKey, Batch] = {}
 
-    def add(self, armed: Armed, period: Period, quantity: Decimal, counted: bool) -> None:
-        key = (armed.key, period)
+    def add(
+        self,
+        armed: Armed,
+        period: Period,
+        quantity: Decimal,
+        counted: bool,
+        key: BatchKey | None = None,
+    ) -> None:
+        """One admission; `key` is `batch_key(armed, period)` when the caller has it."""
+        if key is None:
+            key = (*armed.key, period.start_us)
         with self._lock:
             batch = self._batches.get(key)
             if batch is None:
                 batch = self._batches[key] = Batch(armed, period)
-            batch.quantity = EXACT.add(batch.quantity, quantity)
-            batch.admissions += 1
-            if counted:
-                batch.counted.append(quantity)
+            counts = batch.counts
+            counts[quantity] = counts.get(quantity, 0) + 1
+            batch.counted += counted
 
     def take(self) -> list[Batch]:
         with self._lock:
             batches, self._batches = list(self._batches.values()), {}
+        for batch in batches:
+            batch.settle_counts()
         return batches
 
     def put_back(self, batch: Batch) -> None:
         """A batch whose write failed waits for the next flush (merged with newer usage)."""
-        key = (batch.armed.key, batch.period)
+        key = (*batch.armed.key, batch.period.start_us)
         with self._lock:
             newer = self._batches.get(key)
             if newer is not None:
-                batch.quantity = EXACT.add(batch.quantity, newer.quantity)
-                batch.admissions += newer.admissions
-                batch.counted.extend(newer.counted)
+                for quantity, times in newer.counts.items():
+                    batch.counts[quantity] = batch.counts.get(quantity, 0) + times
+                batch.counted += newer.counted
             self._batches[key] = batch
 
     def __bool__(self) -> bool:

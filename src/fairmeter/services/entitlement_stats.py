@@ -4,9 +4,9 @@ to the database in batches (a refusal must stay cheap: it records no usage)."""
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
-from itertools import count
 
 from fairmeter.domain.entitlements import Decision, Reason
 from fairmeter.domain.pricing.charges import LimitPolicy
@@ -24,22 +24,30 @@ class DecisionStats:
         self._lock = threading.Lock()
         # One `itertools.count` per key: `next()` on it is atomic under the GIL, so the hot
         # path counts without taking a lock (a lock only creates a key's first counter).
-        self._decisions: dict[tuple[str, Reason, LimitPolicy | None, bool], count[int]] = {}
+        self._decisions: dict[
+            tuple[str, Reason, LimitPolicy | None, bool], itertools.count[int]
+        ] = {}
         self._denials: dict[DenialKey, int] = {}
         self.unavailable = 0  # decisions taken without the shared counters (fail open/closed)
         self.unrecorded = 0  # batches of admitted usage that could not be written (admit())
 
     def count(self, operation: str, decision: Decision, period_start_us: int = 0) -> None:
-        key = (operation, decision.reason, decision.policy, decision.allowed)
-        counter = self._decisions.get(key)
-        if counter is None:
-            with self._lock:
-                counter = self._decisions.setdefault(key, count(1))
-        next(counter)
+        next(self.tally(operation, decision.reason, decision.policy, decision.allowed))
         if not decision.allowed and operation != "check":
             denial = (decision.customer, decision.meter, period_start_us, decision.reason.value)
             with self._lock:
                 self._denials[denial] = self._denials.get(denial, 0) + 1
+
+    def tally(
+        self, operation: str, reason: Reason, policy: LimitPolicy | None, allowed: bool
+    ) -> itertools.count[int]:
+        """The counter of those decisions: `next()` on it counts one (a fast path keeps it)."""
+        key = (operation, reason, policy, allowed)
+        counter = self._decisions.get(key)
+        if counter is None:
+            with self._lock:
+                counter = self._decisions.setdefault(key, itertools.count(1))
+        return counter
 
     def decisions(self) -> dict[MetricKey, int]:
         with self._lock:
@@ -65,6 +73,6 @@ class DecisionStats:
                     self._denials[key] = self._denials.get(key, 0) + number
 
 
-def _value(counter: count[int]) -> int:
+def _value(counter: itertools.count[int]) -> int:
     """How many times `next` was called on a counter started at 1 (its next value - 1)."""
     return int(repr(counter)[6:-1]) - 1

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -189,6 +189,7 @@ class Writer:
                 return
             self._tell_siblings(armed, events[0][1], result.accepted)
             batch.quantity = EXACT.subtract(batch.quantity, chunk)
+            batch.written = EXACT.add(batch.written, chunk)
         self._finish(batch, Decimal(0))
 
     def _retry(self, batch: Batch) -> None:
@@ -203,13 +204,12 @@ class Writer:
         self._finish(batch, batch.quantity)
 
     def _finish(self, batch: Batch, unwritten: Decimal) -> None:
-        counted: Sequence[Decimal] = batch.counted
-        period, key = batch.period, batch.armed.key
+        counted, period, key = batch.counted, batch.period, batch.armed.key
         if unwritten > 0 and counted:
             self.counters.release(key, period, unwritten)
-            counted = counted[1:]
-        for quantity in counted:
-            self.counters.settled(key, period, quantity)
+            counted -= 1
+        if counted:
+            self.counters.settled(key, period, batch.written, admissions=counted)
 
 
 def _conflict() -> IdempotencyConflict:

@@ -14,23 +14,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Container, Mapping, Sequence
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from fairmeter.domain.entitlements import Decision, Reason, decide, refusal, unchecked
-from fairmeter.domain.errors import FieldError, InvalidInput
 from fairmeter.domain.numbers import EXACT
 from fairmeter.domain.windows import to_us
 from fairmeter.services.clock import SystemClock
+from fairmeter.services.entitlement_lanes import Lane, require_quantity
 from fairmeter.services.entitlement_notices import Notices
-from fairmeter.services.entitlement_recording import MAX_EVENTS, PendingUsage
+from fairmeter.services.entitlement_recording import PendingUsage
 from fairmeter.services.entitlement_stats import DecisionStats
 from fairmeter.services.entitlement_terms import ADDITIVE, Armed, TermsCache
 from fairmeter.services.entitlement_upgrades import Upgrader
 from fairmeter.services.entitlement_writer import Writer
 from fairmeter.services.hooks import Origin, Recorded
-from fairmeter.storage.counters import Counters, CountersUnavailable
+from fairmeter.storage.counters import CounterKey, Counters, CountersUnavailable
 
 if TYPE_CHECKING:
     from fairmeter.services.runtime import Runtime
@@ -57,9 +57,17 @@ class Enforcer:
         self.pending = PendingUsage()
         self.writer = Writer(rt, counters, self.pending, self.stats, flush_interval_s)
         self._now = _micros(rt.clock)
+        self._now_ns = _nanos(rt.clock)
         # A store that can answer a check from what it saw a moment ago (Redis: no round
         # trip); None: `used` answers (the local store is memory anyway).
         self._recent = getattr(counters, "recent", None)
+        # Counters in this process offer a shortcut for the common admission.
+        self._counter_lane = getattr(counters, "lane", None)
+        # The keys a store in this process counts (None: a shared store wants them all).
+        self._held: Container[CounterKey] | None = getattr(counters, "held", None)
+        # (customer, meter) -> its fast lane: `lane.take(quantity)` is the whole admission
+        # when it can answer (see `Lane`); EmbeddedEngine uses them directly.
+        self.lanes: dict[CounterKey, Lane] = {}
         self._closed = False
         rt.hooks.on_usage(self._on_usage)
 
@@ -69,7 +77,7 @@ class Enforcer:
         """What a consume of `quantity` would answer now; records nothing."""
         now_us = self._now()
         armed = self.terms.get(customer, meter, now_us)
-        _require_quantity(armed, quantity)
+        require_quantity(armed, quantity)
         decision = self._peek(armed, quantity, now_us)
         self.stats.count("check", decision, armed.terms.period_start_us)
         return decision
@@ -85,7 +93,7 @@ class Enforcer:
         """Decide and, when allowed, write the usage before answering."""
         now_us = self._now()
         armed = self.terms.get(customer, meter, now_us)
-        _require_quantity(armed, quantity)
+        require_quantity(armed, quantity)
         decision, counted_in, counted = self._decide(armed, quantity, now_us, "consume")
         if counted_in is None:
             return decision
@@ -94,14 +102,34 @@ class Enforcer:
 
     def admit(self, customer: str, meter: str, quantity: Decimal) -> Decision:
         """Decide and count now; the usage is written with the next batch."""
+        lane = self.lanes.get((customer, meter))
+        if lane is not None:
+            decision = lane.admit(quantity)
+            if decision is not None:
+                return decision
         now_us = self._now()
-        armed = self.terms.get(customer, meter, now_us)
-        _require_quantity(armed, quantity)
+        return self._admit(self.terms.get(customer, meter, now_us), quantity, now_us)
+
+    def _admit(self, armed: Armed, quantity: Decimal, now_us: int) -> Decision:
+        require_quantity(armed, quantity)
         decision, counted_in, counted = self._decide(armed, quantity, now_us, "admit")
         if counted_in is not None and counted_in.period is not None:
             self.pending.add(counted_in, counted_in.period, quantity, counted)
             self.writer.start()
+            if decision.reason is Reason.WITHIN_ALLOWANCE and counted_in is armed:
+                self._open_lane(armed, quantity)
         return decision
+
+    def _open_lane(self, armed: Armed, quantity: Decimal) -> None:
+        """The next admissions like this one take the fast lane (see `Lane`), when the
+        counters can (in this process) and no bucket applies within the allowance."""
+        if self._counter_lane is None or armed.rate is not None or armed.period is None:
+            return
+        counter = self._counter_lane(armed.key, armed.period)
+        if counter is not None and not self._closed:
+            lane = Lane(armed, counter, self.stats, self.pending, quantity,
+                        entries=self.terms.entries, now_ns=self._now_ns)  # fmt: skip
+            self.lanes[armed.key] = lane
 
     def _peek(self, armed: Armed, quantity: Decimal, now_us: int) -> Decision:
         terms = armed.terms
@@ -212,18 +240,20 @@ class Enforcer:
 
     def _on_usage(self, items: Sequence[Recorded]) -> None:
         """Ingested events reach the counters at once (consume's own are counted already)."""
-        adds = [
-            ((r.subject, r.meter.key), r.time_us, r.value)
-            for r in items
-            if r.origin is Origin.EVENTS
-            and isinstance(r.value, Decimal)
-            and r.meter.aggregation in ADDITIVE
-        ]
+        # Runs for every event ingested, with the write lock just released: locals, and
+        # with local counters only the customers and meters this process counts.
+        events, additive, held = Origin.EVENTS, ADDITIVE, self._held
+        adds = []
+        for r in items:
+            if r.origin is events and r.meter.aggregation in additive:
+                key = (r.subject, r.meter.key)
+                if (held is None or key in held) and isinstance(r.value, Decimal):
+                    adds.append((key, r.time_us, r.value))
         if adds:
             self.counters.add(adds)
 
     def invalidate(self, customer: str) -> None:
-        self.terms.invalidate(customer)
+        self.terms.invalidate(customer)  # a lane holds the terms it was opened with: it closes
 
     def flush(self) -> None:
         """Write batched usage and denial counts now."""
@@ -234,6 +264,7 @@ class Enforcer:
         if self._closed:
             return
         self._closed = True
+        self.lanes.clear()
         self.writer.close()
         closer = getattr(self.counters, "close", None)
         if callable(closer):
@@ -244,16 +275,11 @@ def _early_refusal(armed: Armed) -> Decision | None:
     return None if armed.refused is None else refusal(armed.terms, armed.refused)
 
 
-def _require_quantity(armed: Armed, quantity: Decimal) -> None:
-    if type(quantity) is not Decimal or not quantity.is_finite() or quantity <= 0:
-        raise _bad_quantity("must be a positive decimal")
-    if armed.counts_events and not (quantity <= MAX_EVENTS and quantity % 1 == 0):
-        detail = f"must be a whole number from 1 to {MAX_EVENTS} for a count meter"
-        raise _bad_quantity(detail)
-
-
-def _bad_quantity(detail: str) -> InvalidInput:
-    return InvalidInput(f"quantity {detail}", errors=(FieldError("/quantity", detail),))
+def _nanos(clock: object) -> Callable[[], int]:
+    """Now in ns: the system clock's own function on the hot path."""
+    if type(clock) is SystemClock:
+        return time.time_ns
+    return lambda: to_us(clock.now()) * 1000  # type: ignore[attr-defined]
 
 
 def _micros(clock: object) -> Callable[[], int]:

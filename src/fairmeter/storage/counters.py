@@ -98,9 +98,11 @@ class Counters(Protocol):
         idempotency key had been used already)."""
         ...
 
-    def settled(self, key: CounterKey, period: Period, quantity: Decimal) -> None:
-        """An admission's usage is now durably recorded in the database. Every admission
-        ends with exactly one `settled` or `release`: a store that re-reads counters from
-        the database (to see writes by other processes) must not count an admission twice
-        or lose one that is still being written."""
+    def settled(
+        self, key: CounterKey, period: Period, quantity: Decimal, admissions: int = 1
+    ) -> None:
+        """`admissions` admissions, `quantity` in all, are now durably recorded in the
+        database. Every admission ends with exactly one `settled` or `release`: a store
+        that re-reads counters from the database (to see writes by other processes) must
+        not count an admission twice or lose one that is still being written."""
         ...

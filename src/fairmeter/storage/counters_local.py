@@ -28,7 +28,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Container, Sequence
 from decimal import Decimal
 
 from fairmeter.domain.numbers import EXACT
@@ -42,6 +42,7 @@ _ZERO = Decimal(0)
 class _Counter:
     __slots__ = (
         "buckets",
+        "deferred",
         "in_flight",
         "loaded_at",
         "lock",
@@ -61,6 +62,7 @@ class _Counter:
         self.loaded_at = 0.0
         self.next_refresh = math.inf
         self.refreshing = False
+        self.deferred = False  # a re-read waits for the admissions in flight
         self.buckets: dict[str, tuple[float, int]] = {}  # name -> (tokens, last_us)
 
 
@@ -133,16 +135,35 @@ class LocalCounters:
         with c.lock:
             c.version += 1
             c.in_flight = max(0, c.in_flight - 1)
+            _landed(c)
             if c.period == period:
                 c.used = EXACT.subtract(c.used, quantity)
 
-    def settled(self, key: CounterKey, period: Period, quantity: Decimal) -> None:
+    def settled(
+        self, key: CounterKey, period: Period, quantity: Decimal, admissions: int = 1
+    ) -> None:
         c = self._counters.get(key)
         if c is None:
             return
         with c.lock:
             c.version += 1
-            c.in_flight = max(0, c.in_flight - 1)
+            c.in_flight = max(0, c.in_flight - admissions)
+            _landed(c)
+
+    @property
+    def held(self) -> Container[CounterKey]:
+        """The keys of the counters held here (`add` ignores the others)."""
+        return self._counters.keys()
+
+    # -- the fast lane ------------------------------------------------------------------
+
+    def lane(self, key: CounterKey, period: Period) -> Lane | None:
+        """A shortcut for the common admission (see `Lane`), or None when the counter does
+        not hold `period` yet (a first `admit` loads it)."""
+        c = self._counters.get(key)
+        if c is None or c.period != period:
+            return None
+        return Lane(c, c.period, self._monotonic)
 
     # -- loading ------------------------------------------------------------------------
 
@@ -177,7 +198,12 @@ class LocalCounters:
 
     def _refresh(self, c: _Counter, load: Loader) -> None:
         with c.lock:
-            if c.refreshing or c.in_flight or c.next_refresh > self._monotonic():
+            now = self._monotonic()
+            if c.refreshing or c.next_refresh > now:
+                return
+            if c.in_flight:  # usage on its way to the database: when it is there (settled)
+                c.next_refresh = now + min(0.05, self._refresh_after or 0)
+                c.deferred = True
                 return
             c.refreshing = True
             seen, period = c.version, c.period
@@ -200,6 +226,40 @@ class LocalCounters:
         c.next_refresh = math.inf if self._refresh_after is None else (
             c.loaded_at + self._refresh_after
         )  # fmt: skip
+
+
+def _landed(c: _Counter) -> None:
+    """Nothing in flight any more: a re-read that waited for it is due now."""
+    if c.deferred and not c.in_flight:
+        c.deferred = False
+        c.next_refresh = -math.inf
+
+
+class Lane:
+    """`lane(quantity, bound)` admits `quantity` on one counter in one period, with no
+    bucket to ask, when the usage after it stays within `bound` (None: no bound), and
+    answers the usage after it; None means "ask `admit`" (the counter moved to another
+    period or is due to be re-read, or the bound would be passed: the refusal, the
+    overage or the upgrade take the full path). Same lock, same bookkeeping as `admit`:
+    the admission ends with `settled` or `release` like any other."""
+
+    __slots__ = ("_counter", "_monotonic", "_period")
+
+    def __init__(self, counter: _Counter, period: Period, monotonic: Callable[[], float]) -> None:
+        self._counter, self._period, self._monotonic = counter, period, monotonic
+
+    def __call__(self, quantity: Decimal, bound: Decimal | None) -> Decimal | None:
+        c = self._counter
+        with c.lock:
+            if c.period is not self._period or c.next_refresh <= self._monotonic():
+                return None
+            used = EXACT.add(c.used, quantity)
+            if bound is not None and used > bound:
+                return None
+            c.used = used
+            c.version += 1
+            c.in_flight += 1
+            return used
 
 
 def _decide(

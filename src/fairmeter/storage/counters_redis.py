@@ -152,7 +152,9 @@ class RedisCounters:
         self._mirror.pop(key, None)
         self._call(self._release, keys=[counter], args=args)
 
-    def settled(self, key: CounterKey, period: Period, quantity: Decimal) -> None:
+    def settled(
+        self, key: CounterKey, period: Period, quantity: Decimal, admissions: int = 1
+    ) -> None:
         """Nothing to do: Redis counters are never re-read from the database while they
         exist, so an admission counts once whether or not it is written yet."""
 
