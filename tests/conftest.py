@@ -167,6 +167,10 @@ class LiveServer:
                 str(self.port),
                 "--log-level",
                 "warning",
+                # Clients here may leave a pooled connection idle for seconds on a loaded
+                # machine; uvicorn's 5 s default would close it as a request leaves.
+                "--timeout-keep-alive",
+                "60",
             ],
             env=self.env,
         )

@@ -30,7 +30,7 @@ def consume_many(
             quantity = rng.randint(1, 5)
             body = {"customer": "acme", "meter": meter, "quantity": str(quantity),
                     "idempotency_key": f"{meter}-{seed}-{call}"}  # fmt: skip
-            response = clients[call % len(clients)].post("/v1/entitlements/consume", json=body)
+            response = post_consume(clients[call % len(clients)], body)
             if response.status_code == 200 and response.json()["allowed"]:
                 admitted.append(quantity)
             elif response.status_code not in (200, *REFUSED):
@@ -39,6 +39,19 @@ def consume_many(
         for client in clients:
             client.close()
     return admitted
+
+
+def post_consume(client: httpx.Client, body: dict[str, str], attempts: int = 3) -> httpx.Response:
+    """POST a consume that carries an idempotency key; a connection dropped on the way
+    (a loaded machine) is retried with the same key, so the usage counts once."""
+    assert "idempotency_key" in body
+    for attempt in range(attempts):
+        try:
+            return client.post("/v1/entitlements/consume", json=body)
+        except httpx.TransportError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def consume_in_threads(

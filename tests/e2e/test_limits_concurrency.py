@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import multiprocessing
 import random
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
@@ -14,6 +15,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 from tests.conftest import NOW, LiveServer
+from tests.e2e.consumers import post_consume
 from tests.services.limits_world import Limited
 
 from fairmeter.config import Settings
@@ -121,8 +123,9 @@ def _client_run(url: str, headers: dict[str, str], sizes: list[int], threads: in
                       limits=httpx.Limits(max_connections=threads)) as api:  # fmt: skip
 
         def consume(size: int) -> int:
-            body = {"customer": "acme", "meter": "calls", "quantity": str(size)}
-            answer = api.post("/v1/entitlements/consume", json=body)
+            body = {"customer": "acme", "meter": "calls", "quantity": str(size),
+                    "idempotency_key": uuid.uuid4().hex}  # fmt: skip
+            answer = post_consume(api, body)
             assert answer.status_code == 200, answer.text
             return size if answer.json()["allowed"] else 0
 
