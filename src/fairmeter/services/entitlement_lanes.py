@@ -15,10 +15,8 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from fairmeter.domain.entitlements import Decision, Reason
+from fairmeter.domain.entitlements import Decision, Reason, decide
 from fairmeter.domain.errors import FieldError, InvalidInput
-from fairmeter.domain.numbers import EXACT
-from fairmeter.domain.overage import ZERO
 from fairmeter.services.entitlement_recording import MAX_EVENTS, PendingUsage, batch_key
 from fairmeter.services.entitlement_stats import DecisionStats
 from fairmeter.services.entitlement_terms import Armed
@@ -81,28 +79,9 @@ class Lane:
         return used
 
     def admit(self, quantity: Decimal) -> Decision | None:
-        """`take`, answered as the full path's Decision."""
+        """`take`, answered as the full path's Decision (`decide`, not a copy of it)."""
         used = self.take(quantity)
-        if used is None:
-            return None
-        terms = self.armed.terms
-        limit = self._bound
-        return Decision(
-            True,
-            _WITHIN,
-            terms.customer,
-            terms.meter,
-            None if terms.limit is None else terms.limit.policy,
-            used,
-            limit,
-            None if limit is None else EXACT.subtract(limit, used),
-            None if limit is None else ZERO,
-            terms.currency,
-            None,
-            terms.period_end_us,
-            terms.plan,
-            None,
-        )
+        return None if used is None else decide(self.armed.terms, allowed=True, usage=used)
 
 
 def require_quantity(armed: Armed, quantity: Decimal) -> None:
