@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import timedelta
 
 from fairmeter.config import Settings
@@ -66,4 +67,22 @@ def create_app_from_env() -> object:
     """Entry point for `uvicorn --factory fairmeter.wiring:create_app_from_env`."""
     from fairmeter.api.app import create_app
 
-    return create_app(build(Settings.from_env()))
+    app = create_app(build(Settings.from_env()))
+    settle_heap()
+    return app
+
+
+# Young objects are collected after this many allocations (Python's default: 700). A batch
+# of 1,000 events allocates thousands of containers, all freed by reference counting.
+YOUNG_GENERATION_THRESHOLD = 20_000
+
+
+def settle_heap() -> None:
+    """For a server process, once it is built: move every object alive now (modules, the
+    app, the runtime) out of the garbage collector's sight, and collect young objects less
+    often. Otherwise each full collection walks the whole startup heap again; under ingest
+    that cost about a quarter of the throughput (ADR 8)."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, middle, old)

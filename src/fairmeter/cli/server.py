@@ -77,9 +77,12 @@ def run(rt: Runtime, host: str, port: int) -> None:
     import uvicorn
 
     from fairmeter.api.app import create_app
+    from fairmeter.wiring import settle_heap
 
+    app = create_app(rt)
+    settle_heap()
     note(f"Serving on http://{host}:{port} (API docs at http://{host}:{port}/docs); Ctrl+C stops.")
-    uvicorn.run(create_app(rt), host=host, port=port)
+    uvicorn.run(app, host=host, port=port)
 
 
 def migrate() -> None:
