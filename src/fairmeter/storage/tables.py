@@ -95,6 +95,9 @@ events = Table(
     # Only time: new events land at its right edge (cheap to maintain); a usage query reads
     # raw events only for the partial buckets at its edges, a few minutes of all events.
     Index("ix_events_time", "time_us"),
+    # PostgreSQL only: the dedupe lookup probes this instead of the identity b-tree
+    # (migration 0008; ADR 3).
+    Index("ix_events_id_hash", "id", postgresql_using="hash").ddl_if(dialect="postgresql"),
 )
 
 # Per meter, subject, 15-minute bucket and group: what its events add up to.
