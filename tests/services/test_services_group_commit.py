@@ -15,7 +15,7 @@ from fairmeter.domain.customers import parse_customer
 from fairmeter.domain.meters import parse_meter
 from fairmeter.domain.windows import Span, Window, to_us
 from fairmeter.services import catalog
-from fairmeter.services.ingest import IngestRequest, prepare
+from fairmeter.services.ingest import IngestRequest, prepare, record_prepared
 from fairmeter.services.ingest_queue import GroupCommitter
 from fairmeter.services.rollups import RollupBatch
 from fairmeter.services.runtime import Runtime
@@ -110,3 +110,36 @@ def test_a_failing_request_does_not_fail_or_double_count_its_group(
     assert good.result().accepted + good2.result().accepted == 15
     assert good.result().duplicates + good2.result().duplicates == 5
     assert _total(runtime) == sum(range(15))
+
+
+def test_a_retry_answers_under_the_meters_it_writes_with(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Meters change between `prepare` and the first attempt, and back before the retry:
+    the retry's answer must come from the meters the retry measured with, not the first's."""
+    _setup(runtime)
+    request = _request(runtime, range(3))
+    prepared = prepare(runtime.db, request)  # under "tokens" alone: all three are fine
+    strict = {
+        "key": "models",
+        "event_type": "api.request",
+        "aggregation": "sum",
+        "value_property": "$.model_tokens",  # absent from the events: each is refused
+    }
+    catalog.create_meter(runtime.db, runtime.clock, parse_meter(strict))
+    real_write = RollupBatch.write
+    attempts: list[int] = []
+
+    def failing_once(self: RollupBatch, usage) -> None:  # type: ignore[no-untyped-def]
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("the first attempt fails after measuring")
+        real_write(self, usage)
+
+    monkeypatch.setattr(RollupBatch, "write", failing_once)
+    with pytest.raises(RuntimeError):
+        record_prepared(runtime.db, [prepared])  # measured again under both meters
+    catalog.archive_meter(runtime.db, runtime.clock, "models")  # back to "tokens" alone
+    result = record_prepared(runtime.db, [prepared])[0]
+    assert (result.accepted, result.duplicates, result.rejected) == (3, 0, ())
+    assert _total(runtime) == 0 + 1 + 2

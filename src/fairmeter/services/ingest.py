@@ -52,18 +52,16 @@ class _Outcome:
     accepted: int = 0
     duplicates: int = 0
     rejected: list[Rejection] = field(default_factory=list)
-    # What was known before the transaction (events already stored, repeats inside the
-    # request, parse and measure rejections): an attempt starts from it, so a retried
-    # transaction counts nothing twice.
-    settled: list[Rejection] = field(default_factory=list)
-    settled_duplicates: int = 0
     # Settled before measuring (found stored, parse rejections): measuring again starts here.
     unmeasured: list[Rejection] = field(default_factory=list)
     unmeasured_duplicates: int = 0
 
-    def restart(self) -> None:
-        self.accepted, self.duplicates = 0, self.settled_duplicates
-        self.rejected = list(self.settled)
+    def restart(self, measured: Prepared) -> None:
+        """An attempt starts from what was known before it under the meters `measured` was
+        measured with (stored events, repeats, parse and measure rejections), so a retried
+        transaction counts nothing twice, whichever meters an earlier attempt saw."""
+        self.accepted, self.duplicates = 0, measured.settled_duplicates
+        self.rejected = list(measured.settled)
 
     def pointer(self, index: int) -> str:
         return f"/{index}" if self.request.batch else ""
@@ -90,7 +88,9 @@ class Prepared:
 
     `candidates` are the events not found stored when preparing. Of them, the ones to write
     (measured by every meter, first of their identity in the request) are held column-wise:
-    `indices`, `events`, their `rows` and their `contributions` (one list per event)."""
+    `indices`, `events`, their `rows` and their `contributions` (one list per event).
+    `settled` and `settled_duplicates` are the outcome known before writing, under these
+    meters."""
 
     outcome: _Outcome
     candidates: list[Item]
@@ -100,6 +100,8 @@ class Prepared:
     rows: list[EventRow]
     contributions: list[list[Recorded]]
     rollups: RollupBatch
+    settled: list[Rejection]
+    settled_duplicates: int
 
     @property
     def size(self) -> int:
@@ -117,6 +119,8 @@ class Prepared:
             [self.rows[i] for i in positions],
             contributions,
             _rollups(contributions),
+            self.settled,
+            self.settled_duplicates,
         )
 
 
@@ -187,12 +191,21 @@ def _measured(outcome: _Outcome, candidates: list[Item], meters: MetersByType) -
         indices.append(index)
         events.append(event)
         contributions.append(mine)
-    outcome.settled = list(outcome.rejected)
-    outcome.settled_duplicates = outcome.duplicates
     received_us = outcome.request.received_us
     rows = [_row(event, received_us) for event in events]
+    rollups = _rollups(contributions)
+    settled, duplicates = list(outcome.rejected), outcome.duplicates
     return Prepared(
-        outcome, candidates, meters, indices, events, rows, contributions, _rollups(contributions)
+        outcome,
+        candidates,
+        meters,
+        indices,
+        events,
+        rows,
+        contributions,
+        rollups,
+        settled,
+        duplicates,
     )
 
 
@@ -212,7 +225,7 @@ def record_prepared(
     When `recorded` is given, each written event's contributions are appended to it once
     the transaction has committed (for the listeners of `hooks`)."""
     for p in prepared:
-        p.outcome.restart()
+        p.outcome.restart(p)
     if not any(p.candidates for p in prepared):
         return [p.outcome.result() for p in prepared]  # all settled: nothing to write
     with db.write() as conn:
@@ -261,7 +274,7 @@ def _remeasured(prepared: Prepared, current: MetersByType) -> Prepared:
     if all(prepared.meters.get(t, []) == current.get(t, []) for t in types):
         return prepared
     measured = _measured(prepared.outcome, prepared.candidates, current)
-    prepared.outcome.restart()
+    prepared.outcome.restart(measured)
     return measured
 
 
