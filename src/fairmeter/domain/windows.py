@@ -106,16 +106,25 @@ def _hour_boundaries(span: Span, zone: ZoneInfo) -> Iterator[datetime]:
     # Walk UTC quarter-hours and keep those that are whole hours on the local clock, and
     # the instants the offset changes (Lord Howe moves its clock by 30 minutes): correct
     # across DST changes and for zones offset by 30 or 45 minutes.
-    step = timedelta(minutes=15)
+    # From a whole local hour whose offset is still the same an hour later, the walk jumps
+    # that hour: no zone changes its offset twice within one hour, so none of the three
+    # quarter-hours in between is a boundary (a month of hours: 4x fewer conversions).
+    step, hour = timedelta(minutes=15), timedelta(hours=1)
     moment = from_us(bucket_of(span.start_us))
     previous = (moment - step).astimezone(zone).utcoffset()
+    local = moment.astimezone(zone)
     while moment < span.end:
-        local = moment.astimezone(zone)
         offset = local.utcoffset()
         if local.minute == 0 or offset != previous:
             yield moment
         previous = offset
+        if local.minute == 0:
+            ahead = (moment + hour).astimezone(zone)
+            if ahead.utcoffset() == offset:
+                moment, local = moment + hour, ahead
+                continue
         moment += step
+        local = moment.astimezone(zone)
 
 
 def _next_month(day: date) -> date:

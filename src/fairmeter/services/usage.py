@@ -83,10 +83,11 @@ def _add_rollups(usage: Usage, meter: Meter, query: UsageQuery, tally: Tally) ->
     columns = READERS[meter.aggregation][0]
     if meter.aggregation is Aggregation.UNIQUE_COUNT:
         rows = usage.distinct_values(meter.id, query.customer, start, end)
+        tally.add_rows(meter.aggregation, rows)
     else:
         by_group = bool(query.group_by)
         rows = usage.rollup_cells(meter.id, query.customer, start, end, columns, by_group)
-    tally.add_rows(meter.aggregation, rows)
+        tally.add_rows(meter.aggregation, rows, query.customer, by_group)
 
 
 def _add_raw_edges(usage: Usage, meter: Meter, query: UsageQuery, tally: Tally) -> None:

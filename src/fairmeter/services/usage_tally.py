@@ -23,19 +23,21 @@ class WindowPlan:
 
     def __init__(self, windows: Sequence[Span]):
         self.windows = windows
-        self.starts = [w.start_us for w in windows]
+        self.starts = starts = [w.start_us for w in windows]
+        ends = [w.end_us for w in windows]
         self.raw: list[tuple[int, int]] = []
-        self.first_bucket = bucket_of(windows[0].start_us)
-        last = -(-windows[-1].end_us // BUCKET_US) * BUCKET_US
-        self.bucket_window = [-1] * ((last - self.first_bucket) // BUCKET_US)
-        for index, w in enumerate(windows):
-            inner_start = -(-w.start_us // BUCKET_US) * BUCKET_US
-            inner_end = max(bucket_of(w.end_us), inner_start)
-            self._raw(w.start_us, min(inner_start, w.end_us))
-            self._raw(max(inner_end, w.start_us), w.end_us)
-            first = (inner_start - self.first_bucket) // BUCKET_US
-            for slot in range(first, first + (inner_end - inner_start) // BUCKET_US):
-                self.bucket_window[slot] = index
+        self.first_bucket = first_bucket = bucket_of(starts[0])
+        last = -(-ends[-1] // BUCKET_US) * BUCKET_US
+        self.bucket_window = bucket_window = [-1] * ((last - first_bucket) // BUCKET_US)
+        for index, (start, end) in enumerate(zip(starts, ends, strict=True)):
+            inner_start = -(-start // BUCKET_US) * BUCKET_US
+            inner_end = max(end - end % BUCKET_US, inner_start)
+            if start < inner_start or inner_end < end:  # an unaligned edge
+                self._raw(start, min(inner_start, end))
+                self._raw(max(inner_end, start), end)
+            first = (inner_start - first_bucket) // BUCKET_US
+            count = (inner_end - inner_start) // BUCKET_US
+            bucket_window[first : first + count] = [index] * count
 
     def _raw(self, start: int, end: int) -> None:
         if start >= end:
@@ -52,30 +54,30 @@ class WindowPlan:
         return bisect_right(self.starts, time_us) - 1
 
 
-def _add_count(cell: Partial, row: tuple[Any, ...]) -> None:
-    cell.count += row[3]
+def _add_count(cell: Partial, row: tuple[Any, ...], at: int) -> None:
+    cell.count += row[at]
 
 
-def _add_total(cell: Partial, row: tuple[Any, ...]) -> None:
-    cell.total = EXACT.add(cell.total, Decimal(row[3]))
+def _add_total(cell: Partial, row: tuple[Any, ...], at: int) -> None:
+    cell.total = EXACT.add(cell.total, Decimal(row[at]))
 
 
-def _add_max(cell: Partial, row: tuple[Any, ...]) -> None:
-    if row[3] is not None:
-        cell.offer_max(Decimal(row[3]))
+def _add_max(cell: Partial, row: tuple[Any, ...], at: int) -> None:
+    if row[at] is not None:
+        cell.offer_max(Decimal(row[at]))
 
 
-def _add_latest(cell: Partial, row: tuple[Any, ...]) -> None:
-    if row[3] is not None:
-        cell.offer_latest(row[3], Decimal(row[4]))
+def _add_latest(cell: Partial, row: tuple[Any, ...], at: int) -> None:
+    if row[at] is not None:
+        cell.offer_latest(row[at], Decimal(row[at + 1]))
 
 
-def _add_distinct(cell: Partial, row: tuple[Any, ...]) -> None:
-    cell.distinct.add(row[3])
+def _add_distinct(cell: Partial, row: tuple[Any, ...], at: int) -> None:
+    cell.distinct.add(row[at])
 
 
 # The rollup columns each aggregation needs, and how a cell takes them in.
-READERS: dict[Aggregation, tuple[str, Callable[[Partial, tuple[Any, ...]], None]]] = {
+READERS: dict[Aggregation, tuple[str, Callable[[Partial, tuple[Any, ...], int], None]]] = {
     Aggregation.COUNT: ("count", _add_count),
     Aggregation.SUM: ("total", _add_total),
     Aggregation.MAX: ("maximum", _add_max),
@@ -102,14 +104,55 @@ class Tally:
             found = cells[index] = Partial()
         return found
 
-    def add_rows(self, aggregation: Aggregation, rows: list[tuple[Any, ...]]) -> None:
-        """Rows of (subject, bucket_us, group_key, *columns), as storage returns them."""
+    def add_rows(
+        self,
+        aggregation: Aggregation,
+        rows: list[tuple[Any, ...]],
+        subject: str | None = None,
+        by_group: bool = True,
+    ) -> None:
+        """Rows as storage returns them: ([subject,] bucket_us, [group_key,] *columns), the
+        subject unless the query is for one (`subject`), the group key when `by_group`."""
         add = READERS[aggregation][1]
-        windows, first = self.plan.bucket_window, self.plan.first_bucket
+        windows, first, size = (
+            self.plan.bucket_window,
+            self.plan.first_bucket,
+            len(self.plan.windows),
+        )
+        if subject is not None and not by_group:
+            # One customer, no split: one row of cells (the common question, thousands of
+            # rows a month, so this loop does nothing it can leave out).
+            if not rows:
+                return
+            key = (subject, self._group("{}"))
+            by_window = self.cells.setdefault(key, [None] * size)
+            for row in rows:
+                index = windows[(row[0] - first) // BUCKET_US]
+                if index >= 0:
+                    cell = by_window[index]
+                    if cell is None:
+                        cell = by_window[index] = Partial()
+                    add(cell, row, 1)
+            return
+        cells, groups = self.cells, self._groups
+        at_bucket = 0 if subject is not None else 1
+        at_value = at_bucket + 1 + by_group
         for row in rows:
-            index = windows[(row[1] - first) // BUCKET_US]
-            if index >= 0:
-                add(self.cell((row[0], self._group(row[2])), index), row)
+            index = windows[(row[at_bucket] - first) // BUCKET_US]
+            if index < 0:
+                continue
+            group_key = row[at_bucket + 1] if by_group else "{}"
+            group = groups.get(group_key)
+            if group is None:
+                group = self._group(group_key)
+            who = subject if subject is not None else row[0]
+            row_cells = cells.get((who, group))
+            if row_cells is None:
+                row_cells = cells[(who, group)] = [None] * size
+            cell = row_cells[index]
+            if cell is None:
+                cell = row_cells[index] = Partial()
+            add(cell, row, at_value)
 
     def add_event(self, subject: str, group: Group, time_us: int, value: Decimal | str) -> None:
         wanted = dict(group)

@@ -63,22 +63,22 @@ class Usage:
         columns: str,
         by_group: bool = True,
     ) -> list[tuple[Any, ...]]:
-        """(subject, bucket_us, group_key, *columns) of the rollups in [start, end).
+        """([subject,] bucket_us, [group_key,] *columns) of the rollups in [start, end):
+        the subject only when not filtering on one, the group key only when `by_group`.
 
-        Read through the driver's cursor, leaving out what the caller does not need (the
-        subject it filters on, the groups it does not split by): a customer-month is
-        thousands of rows, and each column read costs per row."""
+        Read through the driver's cursor, leaving out what the caller does not need: a
+        customer-month is thousands of rows, and each column read costs per row."""
         mark = "%s" if self.dialect == "postgresql" else "?"
-        who = "subject" if subject is None else mark
-        group = "group_key" if by_group else "'{}'"
+        keys = ("subject, " if subject is None else "") + "bucket_us, "
+        keys += "group_key, " if by_group else ""
         sql = (
-            f"SELECT {who}, bucket_us, {group}, {columns} FROM usage_rollups"
+            f"SELECT {keys}{columns} FROM usage_rollups"
             f" WHERE meter_id = {mark} AND bucket_us >= {mark} AND bucket_us < {mark}"
         )
         params: list[object] = [meter_id, start_us, end_us]
         if subject is not None:
             sql += f" AND subject = {mark}"
-            params = [subject, *params, subject]
+            params = [*params, subject]
         cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
             cursor.execute(sql, params)
