@@ -190,3 +190,46 @@ def test_a_span_refuses_naive_or_empty_bounds() -> None:
         Span(now.replace(tzinfo=None), now + ONE_US)
     with pytest.raises(ValueError):
         Span(now, now)
+
+
+def _hour_boundaries_by_quarter_hour(span: Span, zone: ZoneInfo) -> list[datetime]:
+    """The reference: every UTC quarter-hour looked at, none skipped."""
+    step = timedelta(minutes=15)
+    moment = from_us(bucket_of(span.start_us))
+    previous = (moment - step).astimezone(zone).utcoffset()
+    found = []
+    while moment < span.end:
+        local = moment.astimezone(zone)
+        if local.minute == 0 or local.utcoffset() != previous:
+            found.append(moment)
+        previous = local.utcoffset()
+        moment += step
+    return found
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "UTC",
+        "Europe/Madrid",
+        "America/New_York",
+        "America/St_Johns",
+        "Australia/Lord_Howe",
+        "Asia/Kathmandu",
+        "Asia/Kolkata",
+        "Pacific/Chatham",
+        "Pacific/Apia",
+        "Africa/Casablanca",
+        "America/Santiago",
+        "Antarctica/Troll",
+    ],
+)
+def test_hour_windows_skip_no_boundary_over_two_years(name: str) -> None:
+    zone = ZoneInfo(name)
+    span = Span(datetime(2025, 1, 1, 0, 7, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+    expected = [
+        span.start,
+        *(b for b in _hour_boundaries_by_quarter_hour(span, zone) if b > span.start),
+        span.end,
+    ]
+    assert [w.start for w in tile(span, Window.HOUR, zone)] + [span.end] == expected
