@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
 
 from fairmeter.domain.customers import Customer
@@ -48,13 +50,30 @@ def customer(c: Customer) -> dict[str, object]:
 
 
 def usage_row(row: UsageRow) -> dict[str, object]:
-    return {
-        "from": format_instant(row.span.start_us),
-        "to": format_instant(row.span.end_us),
-        "customer": row.customer,
-        "group": row.group,
-        "value": format_optional(row.value),
-    }
+    return usage_rows([row])[0]
+
+
+def usage_rows(rows: Sequence[UsageRow]) -> list[dict[str, object]]:
+    """Each window's end is the next one's start, and every customer and group repeats the
+    windows: each instant is formatted once (a month of hours, 744 rows, needs 745)."""
+    formatted: dict[datetime, str] = {}
+
+    def instant(moment: datetime) -> str:
+        text = formatted.get(moment)
+        if text is None:
+            text = formatted[moment] = format_instant(to_us(moment))
+        return text
+
+    return [
+        {
+            "from": instant(row.span.start),
+            "to": instant(row.span.end),
+            "customer": row.customer,
+            "group": row.group,
+            "value": format_optional(row.value),
+        }
+        for row in rows
+    ]
 
 
 # --- plans, quotes, subscriptions, upcoming invoice ----------------------------------------

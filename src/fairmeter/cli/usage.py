@@ -55,7 +55,7 @@ def usage(
         rows = query_usage(rt.db, query)
     if as_json:
         body = {
-            "data": [render.usage_row(r) for r in rows],
+            "data": render.usage_rows(rows),
             "meter": meter,
             "window": window.value,
             "timezone": zone.key,

@@ -99,7 +99,7 @@ def usage(
     query = usage_query(rt, key, customer, from_, to, window, timezone, group_by)
     rows = query_usage(rt.db, query)
     body = {
-        "data": [render.usage_row(r) for r in rows],
+        "data": render.usage_rows(rows),
         "meter": key,
         "window": window.value,
         "timezone": query.zone.key,
