@@ -9,7 +9,7 @@ import functools
 import hashlib
 import json
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal, NamedTuple, ParamSpec
 from urllib.parse import unquote_to_bytes
@@ -32,8 +32,6 @@ from fairmeter.domain.windows import to_us
 # Data nested deeper than this is refused: stored events are read back (usage edges, meter
 # back-fill) by parsers whose recursion is bounded, and no meter needs such a path.
 MAX_DATA_DEPTH = 32
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND = timedelta(microseconds=1)
 # UsageEvent(...) goes through the NamedTuple's generated __new__; tuple.__new__ is cheaper.
 _new_tuple = tuple.__new__
 # The fingerprint of an event's content; copying a fresh hash beats constructing one.
@@ -277,7 +275,7 @@ def _admit_all(items: list[Item], now: datetime, policy: IngestPolicy, batch: bo
     rejected: list[Rejection] = []
     now_us = to_us(now)
     latest, earliest = now + FUTURE_TOLERANCE, now - policy.backdate_window
-    encode, blake2b, event = _CANONICAL.encode, _FINGERPRINT.copy, UsageEvent
+    encode = _CANONICAL.encode
     for index, item in enumerate(items):
         if isinstance(item, _Refused):
             rejected.append(Rejection(index, item.event_id, (item.error,)))
@@ -296,19 +294,8 @@ def _admit_all(items: list[Item], now: datetime, policy: IngestPolicy, batch: bo
             data_json = encode(data)
             # Nesting deeper than MAX_DATA_DEPTH takes more brackets than a short body holds.
             if len(data_json) <= 2 * MAX_DATA_DEPTH or not _too_deep(data, data_json):
-                if moment is None:
-                    time_us, sent = now_us, ""
-                else:
-                    time_us = (moment - _EPOCH) // _MICROSECOND
-                    sent = str(time_us)
-                fingerprint = blake2b()
-                fingerprint.update(f"{item.type}\x00{item.subject}\x00{sent}\x00".encode())
-                fingerprint.update(data_json)
-                digest = fingerprint.digest()
-                fields = (item.source, item.id, item.type, item.subject)
-                accepted.append(
-                    (index, _new_tuple(event, (*fields, time_us, data, data_json, digest)))
-                )
+                time_us = now_us if moment is None else to_us(moment)
+                accepted.append((index, _event(item, time_us, moment is not None, data, data_json)))
                 continue
         result = _admit(item, f"/{index}" if batch else "", now, now_us, policy)
         if isinstance(result, UsageEvent):
@@ -342,19 +329,25 @@ def _admit(
     if _too_deep(data, data_json):
         detail = f"is nested more than {MAX_DATA_DEPTH} levels deep"
         return [FieldError(f"{prefix}/data", detail, "too_deep")]
-    sent_time = str(time_us) if item.time is not None else ""
-    head = f"{item.type}\x00{item.subject}\x00{sent_time}\x00".encode()
-    fingerprint = hashlib.blake2b(head + data_json, digest_size=16)
-    return UsageEvent(
-        item.source,
-        item.id,
-        item.type,
-        item.subject,
-        time_us,
-        data,
-        data_json,
-        fingerprint.digest(),
-    )
+    return _event(item, time_us, item.time is not None, data, data_json)
+
+
+def _event(
+    item: CloudEventIn | _WellFormed,
+    time_us: int,
+    timed: bool,
+    data: Any,  # the decoded JSON object, already checked to be one
+    data_json: bytes,
+) -> UsageEvent:
+    """The stored event, with the fingerprint of its content as sent: type, subject, the
+    time if one was given, data. Both admission paths build it here, so a resend through
+    either one matches."""
+    fingerprint = _FINGERPRINT.copy()
+    sent = str(time_us) if timed else ""
+    fingerprint.update(f"{item.type}\x00{item.subject}\x00{sent}\x00".encode())
+    fingerprint.update(data_json)
+    fields = (item.source, item.id, item.type, item.subject)
+    return _new_tuple(UsageEvent, (*fields, time_us, data, data_json, fingerprint.digest()))
 
 
 def _too_deep(data: object, data_json: bytes) -> bool:

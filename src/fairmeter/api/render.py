@@ -49,10 +49,6 @@ def customer(c: Customer) -> dict[str, object]:
     }
 
 
-def usage_row(row: UsageRow) -> dict[str, object]:
-    return usage_rows([row])[0]
-
-
 def usage_rows(rows: Sequence[UsageRow]) -> list[dict[str, object]]:
     """Each window's end is the next one's start, and every customer and group repeats the
     windows: each instant is formatted once (a month of hours, 744 rows, needs 745)."""

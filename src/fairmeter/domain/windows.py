@@ -17,6 +17,7 @@ from fairmeter.domain.errors import FieldError, InvalidInput
 # of whole buckets. A boundary that is not (historical offsets) is computed from raw events.
 BUCKET_US = 15 * 60 * 1_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 class Window(StrEnum):
@@ -49,8 +50,8 @@ class Span:
 
 
 def to_us(moment: datetime) -> int:
-    delta = moment - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+    # One exact integer division of timedeltas, done in C (ingest calls this per event).
+    return (moment - _EPOCH) // _MICROSECOND
 
 
 def from_us(micros: int) -> datetime:

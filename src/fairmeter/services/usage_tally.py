@@ -134,25 +134,14 @@ class Tally:
                         cell = by_window[index] = Partial()
                     add(cell, row, 1)
             return
-        cells, groups = self.cells, self._groups
         at_bucket = 0 if subject is not None else 1
         at_value = at_bucket + 1 + by_group
         for row in rows:
             index = windows[(row[at_bucket] - first) // BUCKET_US]
-            if index < 0:
-                continue
-            group_key = row[at_bucket + 1] if by_group else "{}"
-            group = groups.get(group_key)
-            if group is None:
-                group = self._group(group_key)
-            who = subject if subject is not None else row[0]
-            row_cells = cells.get((who, group))
-            if row_cells is None:
-                row_cells = cells[(who, group)] = [None] * size
-            cell = row_cells[index]
-            if cell is None:
-                cell = row_cells[index] = Partial()
-            add(cell, row, at_value)
+            if index >= 0:
+                group = self._group(row[at_bucket + 1] if by_group else "{}")
+                who = subject if subject is not None else row[0]
+                add(self.cell((who, group), index), row, at_value)
 
     def add_event(self, subject: str, group: Group, time_us: int, value: Decimal | str) -> None:
         wanted = dict(group)

@@ -49,12 +49,17 @@ ON CONFLICT DO NOTHING
 # pulled up into a join ((source, id) is unique: it changes no answer). Comparing the
 # source byte for byte (COLLATE "C", the same answer for equality) keeps the planner off
 # the (source, id) b-tree, whose probe reads three pages where the hash reads one.
-_COUNT_STORED = """
+_PROBE = """CROSS JOIN LATERAL (
+  SELECT s.digest FROM events s WHERE s.id = k.id AND s.source = k.source COLLATE "C" LIMIT 1
+) AS e"""
+_COUNT_STORED = f"""
 SELECT count(e.digest), count(*) FILTER (WHERE e.digest = k.digest)
 FROM unnest(%b::text[], %b::text[], %b::bytea[]) AS k(source, id, digest)
-CROSS JOIN LATERAL (
-  SELECT s.digest FROM events s WHERE s.id = k.id AND s.source = k.source COLLATE "C" LIMIT 1
-) AS e
+{_PROBE}
+"""
+_FIND_IDENTITIES = f"""
+SELECT k.source, k.id, e.digest FROM unnest(%b::text[], %b::text[]) AS k(source, id)
+{_PROBE}
 """
 
 
@@ -97,10 +102,5 @@ def count_stored(cursor: Any, keys: list[tuple[str, str, bytes]]) -> tuple[int, 
 
 def find_identities(cursor: Any, keys: list[tuple[str, str]]) -> dict[tuple[str, str], bytes]:
     sources, ids = zip(*keys, strict=True)
-    cursor.execute(
-        "SELECT k.source, k.id, e.digest FROM unnest(%b::text[], %b::text[]) AS k(source, id)"
-        " CROSS JOIN LATERAL (SELECT s.digest FROM events s"
-        ' WHERE s.id = k.id AND s.source = k.source COLLATE "C" LIMIT 1) AS e',
-        [list(sources), list(ids)],
-    )
+    cursor.execute(_FIND_IDENTITIES, [list(sources), list(ids)])
     return {(source, id_): bytes(digest) for source, id_, digest in cursor.fetchall()}
