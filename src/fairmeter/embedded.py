@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from fairmeter.config import Settings
 from fairmeter.domain import entitlements
@@ -21,6 +22,9 @@ from fairmeter.services.runtime import Runtime
 from fairmeter.wiring import build
 
 __all__ = ["EmbeddedEngine", "to_sdk"]
+
+# (allowed .. policy), limit, (overage_amount .. duplicate): see `_within_template`.
+_Template = tuple[tuple[object, ...], Decimal | None, tuple[object, ...]]
 
 
 class EmbeddedEngine:
@@ -50,7 +54,6 @@ class EmbeddedEngine:
         self.runtime = runtime
         self._limits = runtime.limits
         self._times = _Instants()
-        self._within: dict[Lane, Decision] = {}
         self._lanes = self._limits.lanes
 
     async def consume(self, customer: str, meter: str, quantity: Decimal) -> Decision:
@@ -64,44 +67,24 @@ class EmbeddedEngine:
         The common answer, admitted within the allowance, is built straight from the fast
         lane (see `fairmeter.services.entitlement_lanes`) as the SDK's value."""
         lane = self._lanes.get((customer, meter))
-        used = None if lane is None else lane.take(quantity)
-        if used is None:
-            return to_sdk(self._limits.admit(customer, meter, quantity), self._times)
-        assert lane is not None
-        made = self._within.get(lane)
-        if made is None:
-            made = self._within_template(lane)
-        limit = made[6]
-        # Positional, in Decision's field order (see `to_sdk`).
-        return tuple.__new__(
-            Decision,
-            (
-                True,
-                made[1],
-                customer,
-                meter,
-                made[4],
-                used,
-                limit,
-                None if limit is None else EXACT.subtract(limit, used),
-                made[8],
-                made[9],
-                None,
-                made[11],
-                made[12],
-                None,
-                False,
-            ),
-        )
+        if lane is not None:
+            used = lane.take(quantity)
+            if used is not None:
+                made: Any = lane.memo  # a _Template
+                if made is None:
+                    made = lane.memo = self._within_template(lane)
+                head, limit, tail = made
+                left = None if limit is None else EXACT.subtract(limit, used)
+                # Decision's fields in order (see `to_sdk`), without a call to build them.
+                return tuple.__new__(Decision, (*head, used, limit, left, *tail))
+        return to_sdk(self._limits.admit(customer, meter, quantity), self._times)
 
-    def _within_template(self, lane: Lane) -> Decision:
-        """What every admission within the allowance in that lane shares."""
-        if len(self._within) > 1024:
-            self._within.clear()
+    def _within_template(self, lane: Lane) -> _Template:
+        """What every admission within the allowance in that lane shares: the decision's
+        fields before `usage`, the limit, and the fields after `remaining`."""
         terms = lane.armed.terms
-        sample = entitlements.decide(terms, allowed=True, usage=Decimal(0))
-        made = self._within[lane] = to_sdk(sample, self._times)
-        return made
+        sample = to_sdk(entitlements.decide(terms, allowed=True, usage=Decimal(0)), self._times)
+        return (tuple(sample[:5]), sample.limit, tuple(sample[8:]))
 
     def close(self) -> None:
         """Write the usage admitted so far; close the runtime too if the engine built it

@@ -53,3 +53,45 @@ def test_batched_reads_answer_exactly_what_measure_usage_answers(runtime: Runtim
         k: v.quantity for k, v in one_by_one.items()
     }
     assert any(v.quantity != 0 for v in batched.values())
+
+
+def test_a_start_inside_a_bucket_reads_either_side_of_it_exactly(runtime: Runtime) -> None:
+    """A span starting inside a bucket is read as its raw events from the start, or as the
+    bucket's rollup less the raw events before the start (whichever covers less time up
+    to `now_us`): both answer exactly what measure_usage answers, for count and sum meters,
+    with events on both sides of the start, at it and at the bucket's edges."""
+    from fairmeter.domain.windows import BUCKET_US, to_us
+    from fairmeter.storage.alert_usage import UsageBatch
+
+    world = AlertWorld(runtime).meter("calls").meter("tokens", "sum").customer("acme")
+    bucket = DAY + timedelta(hours=3)  # a bucket boundary
+    offsets = [0, 1, 59, 60, 61, 299, 300, 301, 599, 899]  # seconds into the bucket
+    world.use_many(
+        [
+            (
+                "acme",
+                meter,
+                bucket + timedelta(seconds=s),
+                Decimal("1.25") if meter == "tokens" else 1,
+            )
+            for s in offsets
+            for meter in ("calls", "tokens")
+        ]
+    )
+    end = bucket + timedelta(hours=2, minutes=3)
+    with runtime.db.read() as conn:
+        meters = meters_by_key(conn)
+        for start_s in (1, 60, 300, 450, 600, 899):
+            start = bucket + timedelta(seconds=start_s)
+            for now in (start + timedelta(seconds=2), bucket + timedelta(minutes=20), None):
+                reads = [("acme", meters[m], to_us(start), to_us(end)) for m in ("calls", "tokens")]
+                now_us = None if now is None else to_us(now)
+                got = UsageBatch(conn).read(reads, now_us)
+                expected = measure_usage(
+                    conn, meters, [("acme", m, Span(start, end)) for m in ("calls", "tokens")]
+                )
+                kept = [s for s in offsets if s >= start_s]
+                assert [p.count for p in got] == [len(kept), len(kept)], (start_s, now)
+                assert got[1].total == Decimal("1.25") * len(kept)
+                assert [v.quantity for v in expected.values()] == [len(kept), got[1].total]
+    assert BUCKET_US == 15 * 60 * 1_000_000  # the offsets above assume 15-minute buckets

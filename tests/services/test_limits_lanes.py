@@ -61,6 +61,42 @@ def test_lane_admissions_are_written_and_counted_in_metrics(world):
     assert decisions[("admit", "within_allowance", "block", True)] == 26
 
 
+def test_lane_tallies_drained_while_threads_admit_are_written_once(world):
+    """Lanes tally under their counter's lock and the writer drains them: flushes racing
+    four threads of mixed quantities write exactly what was admitted, and every admission
+    is settled (nothing left in flight, so the counter may be re-read)."""
+    import threading
+
+    subscription = world.plan(limit="100000000").subscribe()
+    world.engine.admit("acme", "calls", D(1))  # opens the lane
+    quantities = [D(1), D(1), D(3), D(1), D(7)]
+    stop = threading.Event()
+
+    def admit_all(n: int) -> None:
+        for i in range(n):
+            assert world.engine.admit("acme", "calls", quantities[i % 5]).allowed
+
+    def flush_until_stopped() -> None:
+        while not stop.is_set():
+            world.engine.flush()
+
+    flusher = threading.Thread(target=flush_until_stopped)
+    flusher.start()
+    threads = [threading.Thread(target=admit_all, args=(2000,)) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    stop.set()
+    flusher.join()
+    world.engine.flush()
+    period = subscription.period_at(world.clock.now())
+    admitted = 1 + 4 * 400 * (1 + 1 + 3 + 1 + 7)
+    assert usage_between(world.rt.db, "acme", ["calls"], period) == {"calls": admitted}
+    counter = world.engine.counters._counters[("acme", "calls")]
+    assert counter.in_flight == 0 and counter.used == admitted
+
+
 def test_the_full_path_refuses_at_the_limit_and_announces_it(world):
     world.plan(limit="10").subscribe()
     told: list[Lifecycle] = []

@@ -64,16 +64,40 @@ def _seconds_until(instant: float, now: float) -> int:
 
 class RateLimitFields:
     """Builds the two fields for one meter's decisions. On the hot path (every admitted
-    call), so the policy field and the reset instants are remembered, not re-formatted."""
+    call), so the policy field and the reset instants are remembered, not re-formatted,
+    and an allowed decision with the same limit and reset as the last one (the same
+    objects: an in-process engine reuses them) costs one format."""
 
     def __init__(self, meter: str) -> None:
         self._name = sf_string(meter)
         self._name_bytes = self._name.encode()
+        self._service = self._name_bytes + b";r=%d;t=%d"
         self._policies: dict[Decimal, bytes] = {}
         self._instants: dict[datetime, float] = {}
+        # The last allowed decision's limit and reset instant, and their policy field and
+        # timestamp. (Fresh objects first: no decision's limit is one of them.)
+        self._limit: object = object()
+        self._resets_at: object = object()
+        self._policy_field = b""
+        self._reset = 0.0
 
     def __call__(self, decision: Decision, now: float) -> list[tuple[bytes, bytes]]:
         """RateLimit-Policy and RateLimit for a decision on a limited meter, else none."""
+        if (
+            decision.resets_at is self._resets_at
+            and decision.limit is self._limit
+            and decision.allowed
+        ):
+            left = int(decision.remaining)  # type: ignore[arg-type]  # with a limit
+            wait = math.ceil(self._reset - now)
+            if 0 <= left <= _SF_MAX and wait >= 0:
+                return [
+                    (b"ratelimit-policy", self._policy_field),
+                    (b"ratelimit", self._service % (left, wait)),
+                ]
+        return self._fields(decision, now)
+
+    def _fields(self, decision: Decision, now: float) -> list[tuple[bytes, bytes]]:
         limit = decision.limit
         if limit is None:
             return []
@@ -94,6 +118,13 @@ class RateLimitFields:
         seconds = self._instants.get(until)
         if seconds is None:
             seconds = self._timestamp(until)
+        if decision.allowed and remaining is not None:
+            self._limit, self._resets_at, self._policy_field, self._reset = (
+                limit,
+                until,
+                policy,
+                seconds,
+            )
         wait = math.ceil(seconds - now)
         if not 0 <= wait <= _SF_MAX:
             wait = min(_SF_MAX, max(0, wait))

@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from starlette.datastructures import Headers
-from starlette.requests import Request
+from starlette.requests import Request, empty_receive, empty_send
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import _refusals
@@ -101,8 +101,40 @@ class MeteringMiddleware:
         self._consume_now: Callable[[str, str, Decimal], Decision] | None = (
             consume_now if callable(consume_now) and not _is_async(consume_now) else None
         )
+        plain = not (self._customer_async or skip or report or self._quantity_fn)
+        self._consume_plain = self._consume_now if plain else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self._consume_plain is None:
+            await self._call(scope, receive, send)
+            return
+        # The common set-up (a sync `customer`, one quantity, no skip or report, an
+        # in-process engine), on every request: the general path below, minus its options.
+        customer = self._customer(_request(scope, receive))
+        if customer is None:
+            await self._anonymous(scope, receive, send)
+            return
+        decision = self._consume_plain(customer, self.meter, self._quantity)
+        state = scope.get("state")
+        if state is None:
+            state = scope["state"] = {}
+        state["fairmeter"] = decision
+        now = self._clock()
+        fields = self._fields(decision, now)
+        if not decision.allowed:
+            await self._refuse(decision, fields, now, scope, send)
+        elif fields:
+
+            def send_with_headers(message: Message) -> Awaitable[None]:
+                if message["type"] == "http.response.start":
+                    message["headers"] = [*message.get("headers", ()), *fields]
+                return send(message)
+
+            await self.app(scope, receive, send_with_headers)
+        else:
+            await self.app(scope, receive, send)
+
+    async def _call(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -127,13 +159,23 @@ class MeteringMiddleware:
         now = self._clock()
         fields = self._fields(decision, now)
         if not decision.allowed:
-            refusal = _refusals.refusal(decision, fields, now, path=scope["path"],
-                                        upgrade_url=self._upgrade_url)  # fmt: skip
-            await _send(send, refusal)
+            await self._refuse(decision, fields, now, scope, send)
         elif self._report is None:
             await self.app(scope, receive, _with_headers(send, fields) if fields else send)
         else:
             await self._handle_and_report(request, customer, decision, fields, send)
+
+    async def _refuse(
+        self,
+        decision: Decision,
+        fields: list[tuple[bytes, bytes]],
+        now: float,
+        scope: Scope,
+        send: Send,
+    ) -> None:
+        refusal = _refusals.refusal(decision, fields, now, path=scope["path"],
+                                    upgrade_url=self._upgrade_url)  # fmt: skip
+        await _send(send, refusal)
 
     async def _anonymous(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._reject_anonymous:
@@ -170,6 +212,33 @@ class MeteringMiddleware:
             # The response has gone out already; a failing report must not turn it into an
             # error, but it must not pass silently either.
             logger.exception("fairmeter report callback failed for %s", customer)
+
+
+def _plain_request() -> Callable[[Scope, Receive], Request]:
+    """A cheaper `Request(scope, receive)` for the customer function on every request: a
+    subclass whose constructor sets what Starlette's does, in one step, with the other
+    attributes' starting values on the class. Used only when a real Request holds exactly
+    those attributes (checked here, against the installed Starlette); else `Request`."""
+
+    class _Request(Request):
+        _send = staticmethod(empty_send)
+        _stream_consumed = False
+        _is_disconnected = False
+        _form = None
+
+        def __init__(self, scope: Scope, receive: Receive = empty_receive) -> None:
+            self.scope = scope
+            self._receive = receive
+
+    probe: Scope = {"type": "http"}
+    expected = {"scope", "_receive", "_send", "_stream_consumed", "_is_disconnected", "_form"}
+    real = vars(Request(probe, empty_receive))
+    if set(real) != expected or real["_form"] is not None or real["_stream_consumed"]:
+        return Request
+    return _Request
+
+
+_request = _plain_request()
 
 
 def _with_headers(send: Send, fields: list[tuple[bytes, bytes]]) -> Send:

@@ -3,24 +3,25 @@
 Most admissions are the same question about the same customer and meter: within the
 allowance, no bucket to ask, terms and counter warm. A `Lane` answers that one with what
 the full path would answer (same counter lock and bookkeeping, same decision, same
-metrics, same batch for the writer) and gives up -- None, "take the full path" -- on
-anything else: terms re-read or changed, another period, a counter due to be re-read, a
-quantity not seen valid before, or usage that would pass the limit (refusals, overage,
-throttling and upgrades are decided by the full path, with their notices).
+metrics; the counter's lane tallies the usage for the writer) and gives up -- None, "take
+the full path" -- on anything else: terms re-read or changed, another period, a counter
+due to be re-read, a quantity not seen valid before, or usage that would pass the limit
+(refusals, overage, throttling and upgrades are decided by the full path, with their
+notices).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from fairmeter.domain.entitlements import Decision, Reason, decide
 from fairmeter.domain.errors import FieldError, InvalidInput
-from fairmeter.services.entitlement_recording import MAX_EVENTS, PendingUsage, batch_key
+from fairmeter.services.entitlement_recording import MAX_EVENTS
 from fairmeter.services.entitlement_stats import DecisionStats
 from fairmeter.services.entitlement_terms import Armed
-from fairmeter.storage.counters import CounterKey
+from fairmeter.storage.counters_local import LaneGuard
 
 if TYPE_CHECKING:
     from fairmeter.storage.counters_local import Lane as CounterLane
@@ -29,59 +30,53 @@ _WITHIN = Reason.WITHIN_ALLOWANCE
 
 
 class Lane:
-    __slots__ = (
-        "_batch_key", "_bound", "_counter", "_entries", "_key", "_now_ns", "_pending", "_period",
-        "_tally", "_until_ns", "_valid", "armed",
-    )  # fmt: skip
+    """`lane.take(quantity)`: admit and count, the usage after it, or None (take the full
+    path). It is the counter's own lane (`storage.counters_local.Lane.admit`), guarded by
+    these terms: one call, one lock. `memo` is for a caller's use (what it derives from
+    the terms once, like the answer's fixed fields)."""
 
-    def __init__(
-        self,
-        armed: Armed,
-        counter: CounterLane,
-        stats: DecisionStats,
-        pending: PendingUsage,
-        valid: Decimal,
-        *,
-        entries: Mapping[CounterKey, Armed],
-        now_ns: Callable[[], int],
-    ) -> None:
-        assert armed.period is not None
-        terms = armed.terms
-        self.armed, self._period, self._key = armed, armed.period, armed.key
-        # Open while these terms are the cache's (not re-read, not invalidated) and fresh.
-        self._entries, self._now_ns = entries, now_ns
-        self._until_ns = min(armed.fresh_until_us, armed.period.end_us) * 1000
-        self._counter = counter
-        # Within the allowance only: past the limit, the reason and overage differ.
-        self._bound = None if terms.limit is None else terms.limit.limit
-        self._tally = stats.tally("admit", _WITHIN, terms.policy, True)
-        self._pending = pending
-        self._batch_key = batch_key(armed, armed.period)
-        self._valid = valid  # the last quantity found valid (callers often reuse theirs)
+    __slots__ = ("armed", "limit", "memo", "take")
 
-    @property
-    def limit(self) -> Decimal | None:
-        return self._bound
-
-    def take(self, quantity: Decimal) -> Decimal | None:
-        """Admit and count `quantity`: the usage after it, or None (take the full path)."""
-        if self._now_ns() >= self._until_ns or self._entries.get(self._key) is not self.armed:
-            return None
-        if quantity is not self._valid:
-            if quantity_problem(self.armed.counts_events, quantity):
-                return None  # the full path says what is wrong with it
-            self._valid = quantity
-        used = self._counter(quantity, self._bound)
-        if used is None:
-            return None
-        next(self._tally)
-        self._pending.add(self.armed, self._period, quantity, True, self._batch_key)
-        return used
+    def __init__(self, armed: Armed, take: Callable[[Decimal], Decimal | None]) -> None:
+        self.armed = armed
+        self.take = take
+        limit = armed.terms.limit
+        self.limit = None if limit is None else limit.limit
+        self.memo: object = None
 
     def admit(self, quantity: Decimal) -> Decision | None:
         """`take`, answered as the full path's Decision (`decide`, not a copy of it)."""
         used = self.take(quantity)
         return None if used is None else decide(self.armed.terms, allowed=True, usage=used)
+
+
+def lane_guard(
+    armed: Armed,
+    unit: Decimal,
+    stats: DecisionStats,
+    *,
+    now_ns: Callable[[], int],
+    notify: Callable[[CounterLane], object],
+) -> LaneGuard:
+    """What the counter's lane checks for these terms: they are the cache's (not re-read,
+    not invalidated) and fresh, within the period; a quantity a meter takes; usage within
+    the allowance only (past the limit, the reason and overage differ). Its admissions are
+    tagged (armed, period) for the writer and counted in the metrics as the full path
+    counts them."""
+    assert armed.period is not None
+    terms = armed.terms
+    counts_events = armed.counts_events
+    return LaneGuard(
+        now_ns=now_ns,
+        gate=armed,  # open until fresh_until_us (within the period), or retired
+        key=armed.key,
+        unit=unit,
+        accepts=lambda quantity: quantity_problem(counts_events, quantity) is None,
+        bound=None if terms.limit is None else terms.limit.limit,
+        tally=stats.tally("admit", _WITHIN, terms.policy, True),
+        notify=notify,
+        tag=(armed, armed.period),
+    )
 
 
 def require_quantity(armed: Armed, quantity: Decimal) -> None:

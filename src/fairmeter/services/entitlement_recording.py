@@ -16,9 +16,11 @@ import secrets
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any, Protocol
 
 import msgspec
 
@@ -120,11 +122,15 @@ def batch_key(armed: Armed, period: Period) -> BatchKey:
 
 
 class PendingUsage:
-    """Admitted usage gathered per (counter, period) until the next flush."""
+    """Admitted usage gathered per (counter, period) until the next flush.
+
+    The full path adds each admission here (`add`); a fast lane tallies its own under
+    its counter's lock and is drained by `take` (`notice` queues it when it has some)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._batches: dict[BatchKey, Batch] = {}
+        self._lanes: deque[TallyingLane] = deque()  # lanes with admissions since a drain
 
     def add(
         self,
@@ -133,8 +139,10 @@ class PendingUsage:
         quantity: Decimal,
         counted: bool,
         key: BatchKey | None = None,
+        times: int = 1,
     ) -> None:
-        """One admission; `key` is `batch_key(armed, period)` when the caller has it."""
+        """`times` admissions of `quantity`; `key` is `batch_key(armed, period)` when the
+        caller has it."""
         if key is None:
             key = (*armed.key, period.start_us)
         with self._lock:
@@ -142,15 +150,29 @@ class PendingUsage:
             if batch is None:
                 batch = self._batches[key] = Batch(armed, period)
             counts = batch.counts
-            counts[quantity] = counts.get(quantity, 0) + 1
-            batch.counted += counted
+            counts[quantity] = counts.get(quantity, 0) + times
+            batch.counted += times if counted else 0
+
+    def notice(self, lane: TallyingLane) -> None:
+        """For a lane's `notify`: it has admissions to drain (`lane.tag` = (armed, period))."""
+        self._lanes.append(lane)
 
     def take(self) -> list[Batch]:
+        self._drain_lanes()
         with self._lock:
             batches, self._batches = list(self._batches.values()), {}
         for batch in batches:
             batch.settle_counts()
         return batches
+
+    def _drain_lanes(self) -> None:
+        lanes = self._lanes
+        while lanes:
+            lane = lanes.popleft()
+            armed, period = lane.tag
+            key = batch_key(armed, period)
+            for quantity, times in lane.drain().items():
+                self.add(armed, period, quantity, True, key, times)
 
     def put_back(self, batch: Batch) -> None:
         """A batch whose write failed waits for the next flush (merged with newer usage)."""
@@ -164,4 +186,12 @@ class PendingUsage:
             self._batches[key] = batch
 
     def __bool__(self) -> bool:
-        return bool(self._batches)
+        return bool(self._batches) or bool(self._lanes)
+
+
+class TallyingLane(Protocol):
+    """What `PendingUsage` drains: `storage.counters_local.Lane`."""
+
+    tag: Any
+
+    def drain(self) -> dict[Decimal, int]: ...

@@ -24,7 +24,7 @@ from fairmeter.domain.subscriptions import NoSubscription, Subscription
 from fairmeter.domain.windows import Span, from_us, to_us
 from fairmeter.services.clock import Clock
 from fairmeter.services.subscriptions import customer_subscription
-from fairmeter.services.upcoming import usage_between
+from fairmeter.storage.alert_usage import UsageBatch
 from fairmeter.storage.billing import Plans
 from fairmeter.storage.catalog import Customers, Meters
 from fairmeter.storage.counters import Bucket, CounterKey, Loader, Period
@@ -53,6 +53,12 @@ class Armed:
     counts_events: bool = False  # a count meter: a quantity is that many events
     # Why every call is refused without asking a counter (suspended, not subscribed).
     refused: Reason | None = None
+    # Fast lanes admit under these terms until then (ns): `fresh_until_us`, or 0 once the
+    # cache let go of them (re-read, invalidated), which closes their lanes at once.
+    open_until_ns: int = 0
+
+    def retire(self) -> None:
+        self.open_until_ns = 0
 
 
 class TermsCache:
@@ -80,7 +86,9 @@ class TermsCache:
             self._generation += 1
         for key in list(self._entries):
             if key[0] == customer:
-                self._entries.pop(key, None)
+                gone = self._entries.pop(key, None)
+                if gone is not None:
+                    gone.retire()
 
     def _refresh(self, key: CounterKey, stale: Armed | None, now_us: int) -> Armed:
         lock = self._lock_for(key)
@@ -98,6 +106,9 @@ class TermsCache:
             armed = self._load(key, now_us)
             if generation != self._generation:
                 armed.fresh_until_us = now_us  # changed while read: use once, read again
+                armed.retire()
+            if current is not None:
+                current.retire()
             self._entries[key] = armed
             return armed
         finally:
@@ -174,20 +185,26 @@ class TermsCache:
             period=period,
             throttle=_throttle(terms),
             rate=_rate(terms),
-            load=self._loader(key, span),
+            load=self._loader(key, meter, span),
             fresh_until_us=fresh_until,
+            open_until_ns=fresh_until * 1000,
             siblings=siblings,
             counts_events=meter.value_property is None,
             refused=_refused(terms, period),
         )
 
-    def _loader(self, key: CounterKey, span: Span | None) -> Callable[[], Decimal]:
-        customer, meter = key
+    def _loader(self, key: CounterKey, meter: Meter, span: Span | None) -> Callable[[], Decimal]:
+        customer = key[0]
 
         def load() -> Decimal:
+            """The usage of the period so far: rollups, and the raw events of the bucket
+            the period starts in read on its cheaper side (see `UsageBatch`)."""
             if span is None:
                 return ZERO
-            return usage_between(self.db, customer, [meter], span)[meter]
+            read = (customer, meter, to_us(span.start), to_us(span.end))
+            with self.db.read() as conn:
+                partial = UsageBatch(conn).read([read], to_us(self.clock.now()))[0]
+            return partial.value(meter.aggregation) or ZERO
 
         return load
 

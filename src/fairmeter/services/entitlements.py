@@ -22,7 +22,7 @@ from fairmeter.domain.entitlements import Decision, Reason, decide, refusal, unc
 from fairmeter.domain.numbers import EXACT
 from fairmeter.domain.windows import to_us
 from fairmeter.services.clock import SystemClock
-from fairmeter.services.entitlement_lanes import Lane, require_quantity
+from fairmeter.services.entitlement_lanes import Lane, lane_guard, require_quantity
 from fairmeter.services.entitlement_notices import Notices
 from fairmeter.services.entitlement_recording import PendingUsage
 from fairmeter.services.entitlement_stats import DecisionStats
@@ -125,11 +125,11 @@ class Enforcer:
         counters can (in this process) and no bucket applies within the allowance."""
         if self._counter_lane is None or armed.rate is not None or armed.period is None:
             return
-        counter = self._counter_lane(armed.key, armed.period)
+        guard = lane_guard(armed, quantity, self.stats, now_ns=self._now_ns,
+                           notify=self.pending.notice)  # fmt: skip
+        counter = self._counter_lane(armed.period, guard)
         if counter is not None and not self._closed:
-            lane = Lane(armed, counter, self.stats, self.pending, quantity,
-                        entries=self.terms.entries, now_ns=self._now_ns)  # fmt: skip
-            self.lanes[armed.key] = lane
+            self.lanes[armed.key] = Lane(armed, counter.admit)
 
     def _peek(self, armed: Armed, quantity: Decimal, now_us: int) -> Decision:
         terms = armed.terms

@@ -28,8 +28,10 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Container, Sequence
+from collections.abc import Callable, Container, Iterator, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol
 
 from fairmeter.domain.numbers import EXACT
 from fairmeter.storage.counters import Admission, Bucket, CounterKey, Loader, Period
@@ -37,6 +39,7 @@ from fairmeter.storage.counters import Admission, Bucket, CounterKey, Loader, Pe
 log = logging.getLogger("fairmeter.limits")
 _LOAD_ATTEMPTS = 3
 _ZERO = Decimal(0)
+_UNBOUNDED = Decimal("Infinity")  # a lane's bound when there is none
 
 
 class _Counter:
@@ -157,13 +160,13 @@ class LocalCounters:
 
     # -- the fast lane ------------------------------------------------------------------
 
-    def lane(self, key: CounterKey, period: Period) -> Lane | None:
-        """A shortcut for the common admission (see `Lane`), or None when the counter does
-        not hold `period` yet (a first `admit` loads it)."""
-        c = self._counters.get(key)
+    def lane(self, period: Period, guard: LaneGuard) -> Lane | None:
+        """A shortcut for the common admission on the counter of `guard.key` (see `Lane`),
+        or None when the counter does not hold `period` yet (a first `admit` loads it)."""
+        c = self._counters.get(guard.key)
         if c is None or c.period != period:
             return None
-        return Lane(c, c.period, self._monotonic)
+        return Lane(c, c.period, self._monotonic, guard)
 
     # -- loading ------------------------------------------------------------------------
 
@@ -236,30 +239,101 @@ def _landed(c: _Counter) -> None:
 
 
 class Lane:
-    """`lane(quantity, bound)` admits `quantity` on one counter in one period, with no
-    bucket to ask, when the usage after it stays within `bound` (None: no bound), and
-    answers the usage after it; None means "ask `admit`" (the counter moved to another
-    period or is due to be re-read, or the bound would be passed: the refusal, the
-    overage or the upgrade take the full path). Same lock, same bookkeeping as `admit`:
-    the admission ends with `settled` or `release` like any other."""
+    """`lane.admit(quantity)` is a whole admission in one call, on one counter in one
+    period, with no bucket to ask: it answers the usage after it, or None for "ask
+    `LocalCounters.admit`" (the full path), which it does when
 
-    __slots__ = ("_counter", "_monotonic", "_period")
+    - `now_ns()` reached `gate.open_until_ns`, which the caller lowers (to 0) to close
+      the lane at once (its terms were re-read or invalidated);
+    - the quantity is not `unit` (what callers pass, the same object every time) and
+      `accepts(quantity)` says no;
+    - the counter moved to another period or is due to be re-read;
+    - or the usage after it would pass `bound` (None: no bound), so that refusals,
+      overage and upgrades take the full path.
 
-    def __init__(self, counter: _Counter, period: Period, monotonic: Callable[[], float]) -> None:
+    Same lock, same bookkeeping as `admit`: the admission ends with `settled` or `release`
+    like any other. An admission also counts one in `tally` (a metrics counter).
+
+    The lane keeps what it admitted, by quantity, under that same lock, until `drain`
+    hands it over to be written: no second lock on the hot path. The first admission
+    after a drain calls `notify(lane)`, so a writer drains only the lanes that admitted
+    something. `tag` is the creator's, to know what the admissions are for."""
+
+    __slots__ = (
+        "_accepts", "_bound", "_counter", "_gate", "_monotonic", "_notify", "_now_ns", "_period",
+        "_tally", "_unit", "count", "others", "tag",
+    )  # fmt: skip
+
+    def __init__(
+        self,
+        counter: _Counter,
+        period: Period,
+        monotonic: Callable[[], float],
+        guard: LaneGuard,
+    ) -> None:
         self._counter, self._period, self._monotonic = counter, period, monotonic
+        self._now_ns, self._gate = guard.now_ns, guard.gate
+        self._unit, self._accepts = guard.unit, guard.accepts
+        self._bound = _UNBOUNDED if guard.bound is None else guard.bound
+        self._tally, self._notify, self.tag = guard.tally, guard.notify, guard.tag
+        self.count = 0  # admissions since the last drain
+        self.others: dict[Decimal, int] = {}  # of those, the ones of another quantity
 
-    def __call__(self, quantity: Decimal, bound: Decimal | None) -> Decimal | None:
+    def admit(self, quantity: Decimal) -> Decimal | None:
+        if self._now_ns() >= self._gate.open_until_ns:
+            return None
+        unit = quantity is self._unit
+        if not unit and not self._accepts(quantity):
+            return None
         c = self._counter
-        with c.lock:
+        lock = c.lock
+        lock.acquire()
+        try:
             if c.period is not self._period or c.next_refresh <= self._monotonic():
                 return None
             used = EXACT.add(c.used, quantity)
-            if bound is not None and used > bound:
+            if used > self._bound:
                 return None
             c.used = used
-            c.version += 1
-            c.in_flight += 1
-            return used
+            c.in_flight += 1  # (no version bump: a re-read waits for in-flight admissions)
+            self.count += 1
+            if not unit:
+                self.others[quantity] = self.others.get(quantity, 0) + 1
+            if self.count == 1:
+                self._notify(self)
+        finally:
+            lock.release()
+        next(self._tally)
+        return used
+
+    def drain(self) -> dict[Decimal, int]:
+        """The admissions since the last drain: quantity -> how many."""
+        with self._counter.lock:
+            count, counts = self.count, self.others
+            self.count, self.others = 0, {}
+        units = count - sum(counts.values())
+        if units:
+            counts[self._unit] = counts.get(self._unit, 0) + units
+        return counts
+
+
+class Gate(Protocol):
+    open_until_ns: int  # ns since the epoch (by `now_ns`); 0 closes the lane
+
+
+@dataclass(frozen=True, slots=True)
+class LaneGuard:
+    """What a `Lane` is opened with, besides its counter (see `Lane`)."""
+
+    now_ns: Callable[[], int]
+    gate: Gate
+    key: CounterKey
+    unit: Decimal
+    accepts: Callable[[Decimal], bool]
+    bound: Decimal | None
+    tally: Iterator[int]
+    notify: Callable[[Lane], object]
+    tag: object
 
 
 def _decide(
