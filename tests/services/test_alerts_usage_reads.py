@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from tests.services.alerts_world import AlertWorld
 
+from fairmeter.domain.aggregates import Partial
 from fairmeter.domain.windows import Span
 from fairmeter.services.alert_evaluation import measure_reads
 from fairmeter.services.billing_accounts import meters_by_key
@@ -95,3 +96,48 @@ def test_a_start_inside_a_bucket_reads_either_side_of_it_exactly(runtime: Runtim
                 assert got[1].total == Decimal("1.25") * len(kept)
                 assert [v.quantity for v in expected.values()] == [len(kept), got[1].total]
     assert BUCKET_US == 15 * 60 * 1_000_000  # the offsets above assume 15-minute buckets
+
+
+def test_kept_heads_answer_exactly_and_a_late_event_in_one_is_heard_of(runtime: Runtime) -> None:
+    """With `heads`, a span starting inside a bucket is the bucket's rollup less the kept
+    events before its start. A late event recorded before the start (it belongs to the
+    period before) must not leak into the span: the cache forgets that head; an event
+    after the start counts. A head read while such an event lands is not kept."""
+    from fairmeter.domain.windows import to_us
+    from fairmeter.storage.alert_usage import UsageBatch
+
+    world = AlertWorld(runtime).meter("calls").meter("tokens", "sum").customer("acme")
+    heads = runtime.heads
+    bucket = DAY + timedelta(hours=3)
+    world.use_many(
+        [("acme", "calls", bucket + timedelta(seconds=s), 1) for s in (10, 299, 300, 700)]
+        + [("acme", "tokens", bucket + timedelta(seconds=s), 2) for s in (10, 299, 300, 700)]
+    )
+    start, end, now = bucket + timedelta(seconds=300), bucket + timedelta(hours=5), bucket
+    now += timedelta(minutes=40)
+    spans = [("acme", m, Span(start, end)) for m in ("calls", "tokens")]
+
+    def read() -> list[Decimal]:
+        with runtime.db.read() as conn:
+            meters = meters_by_key(conn)
+            reads = [("acme", meters[m], to_us(start), to_us(end)) for m in ("calls", "tokens")]
+            got = UsageBatch(conn).read(reads, to_us(now), heads)
+            truth = measure_usage(conn, meters, spans)
+        values = [Decimal(got[0].count), got[1].total]
+        assert values == [v.quantity for v in truth.values()]
+        return values
+
+    assert read() == [2, 4]
+    assert len(heads._heads) == 2  # the events from 3:00 to 3:05, per meter
+    assert read() == [2, 4]  # from the kept heads
+    world.use_many([("acme", "calls", bucket + timedelta(seconds=100), 1),
+                    ("acme", "tokens", bucket + timedelta(seconds=100), 5)])  # fmt: skip
+    assert len(heads._heads) == 0  # late, before the start: forgotten
+    assert read() == [2, 4]
+    world.use_many([("acme", "tokens", bucket + timedelta(seconds=400), 5)])
+    assert read() == [2, 9]
+    generation, kept = heads.generation(), next(iter(heads._heads))
+    world.use_many([("acme", "calls", bucket + timedelta(seconds=1), 1)])  # late again
+    heads.put(kept, Partial(count=99), generation)  # as a read begun before it would
+    assert kept not in heads._heads
+    assert read() == [2, 9]

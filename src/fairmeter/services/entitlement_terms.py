@@ -24,7 +24,7 @@ from fairmeter.domain.subscriptions import NoSubscription, Subscription
 from fairmeter.domain.windows import Span, from_us, to_us
 from fairmeter.services.clock import Clock
 from fairmeter.services.subscriptions import customer_subscription
-from fairmeter.storage.alert_usage import UsageBatch
+from fairmeter.storage.alert_usage import HeadStore, UsageBatch
 from fairmeter.storage.billing import Plans
 from fairmeter.storage.catalog import Customers, Meters
 from fairmeter.storage.counters import Bucket, CounterKey, Loader, Period
@@ -62,8 +62,14 @@ class Armed:
 
 
 class TermsCache:
-    def __init__(self, db: Database, clock: Clock, refresh_us: int = 1_000_000) -> None:
-        self.db, self.clock, self.refresh_us = db, clock, refresh_us
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        refresh_us: int = 1_000_000,
+        heads: HeadStore | None = None,
+    ) -> None:
+        self.db, self.clock, self.refresh_us, self.heads = db, clock, refresh_us, heads
         self._entries: dict[CounterKey, Armed] = {}
         self._locks: dict[CounterKey, threading.Lock] = {}
         self._guard = threading.Lock()
@@ -197,13 +203,13 @@ class TermsCache:
         customer = key[0]
 
         def load() -> Decimal:
-            """The usage of the period so far: rollups, and the raw events of the bucket
-            the period starts in read on its cheaper side (see `UsageBatch`)."""
+            """The usage of the period so far: rollups, less the raw events before the
+            period's start in its first bucket, which `heads` keeps (see `UsageBatch`)."""
             if span is None:
                 return ZERO
             read = (customer, meter, to_us(span.start), to_us(span.end))
             with self.db.read() as conn:
-                partial = UsageBatch(conn).read([read], to_us(self.clock.now()))[0]
+                partial = UsageBatch(conn).read([read], to_us(self.clock.now()), self.heads)[0]
             return partial.value(meter.aggregation) or ZERO
 
         return load

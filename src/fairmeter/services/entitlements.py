@@ -50,7 +50,7 @@ class Enforcer:
         terms_refresh_s: float = 1.0,
     ) -> None:
         self.rt, self.counters, self.fail_open = rt, counters, fail_open
-        self.terms = TermsCache(rt.db, rt.clock, int(terms_refresh_s * 1_000_000))
+        self.terms = TermsCache(rt.db, rt.clock, int(terms_refresh_s * 1_000_000), rt.heads)
         self.stats = DecisionStats()
         self.notices = Notices(rt.hooks)
         self.upgrader = Upgrader(rt, self.terms, self.notices)

@@ -13,6 +13,7 @@ from fairmeter.services.clock import Clock, SystemClock
 from fairmeter.services.hooks import Hooks
 from fairmeter.services.ingest_queue import GroupCommitter
 from fairmeter.services.keys import VerifiedKeys
+from fairmeter.services.usage_heads import HeadCache
 from fairmeter.storage.database import Database
 
 if TYPE_CHECKING:
@@ -40,6 +41,14 @@ class Runtime:
         return GroupCommitter(
             self.db, max_events=max(self.policy.max_batch_events, 20_000), hooks=self.hooks
         )
+
+    @cached_property
+    def heads(self) -> HeadCache:
+        """What periods' first buckets hold before they start (see `usage_heads`); it
+        listens to recorded usage from its first use (nothing is kept before that)."""
+        cache = HeadCache()
+        self.hooks.on_usage(cache.listener)
+        return cache
 
     def close(self) -> None:
         if self.limits is not None:

@@ -16,7 +16,7 @@ from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import suppress
 from decimal import Decimal
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from sqlalchemy import select
 
@@ -32,42 +32,59 @@ Read = tuple[str, Meter, int, int]  # subject, meter, start_us, end_us
 _SUM = {"postgresql": "SUM(total)", "sqlite": "fm_dec_sum(total)"}
 
 
+class HeadStore(Protocol):
+    """Where `UsageBatch` may keep what the raw events before a span's start add up to,
+    in the bucket the span starts in (see `services.usage_heads`): they are in the past,
+    so they change only when a late event is recorded, which the store hears about."""
+
+    def generation(self) -> int: ...
+
+    def get(self, key: HeadKey) -> Partial | None: ...
+
+    def put(self, key: HeadKey, partial: Partial, generation: int) -> None: ...
+
+
+# (event type, subject, meter id, bucket start, span start): the events of that subject
+# and type from the bucket's start to the span's start, as that meter measures them.
+HeadKey = tuple[str, str, int, int, int]
+
+
 class UsageBatch(UsageTotals):
-    def read(self, reads: Sequence[Read], now_us: int | None = None) -> list[Partial]:
+    def read(
+        self, reads: Sequence[Read], now_us: int | None = None, heads: HeadStore | None = None
+    ) -> list[Partial]:
         """What each read adds up to, in order (count and sum meters, not archived).
 
-        A span that starts inside a bucket (a period that began at 14:37) needs the raw
-        events of that partial bucket. They are read on the cheaper side: the events from
-        the start to the bucket's end, added, or the whole bucket's rollup less the events
-        from the bucket's start to the span's start, whichever covers less time (up to
-        `now_us`, past which no event is stored yet but future-dated ones). A new period
-        thus reads no raw event at all however busy its first bucket, and a later one at
-        most half a bucket's worth."""
+        A span that starts inside a bucket (a period that began at 14:37) needs raw events
+        of that bucket. With `heads`, it is the whole bucket's rollup less the events
+        before the span's start, which `heads` keeps (they are past: a period's usage
+        reads no raw event at its start however busy its first bucket). Without, the
+        cheaper side by time: the events from the start to the bucket's end, or the
+        rollup less those before the start. A span that ends inside a bucket later than
+        `now_us` is the bucket's rollup less the events after its end (only future-dated
+        ones can be there), not the events of the bucket so far."""
+        plans = [
+            _plan(start_us, end_us, now_us, heads is not None) for *_, start_us, end_us in reads
+        ]
         partials = [Partial() for _ in reads]
-        heads = [_head(start_us, end_us, now_us) for _, _, start_us, end_us in reads]
-        self._rollups(reads, heads, partials)
-        self._edges(reads, heads, partials)
+        self._rollups(reads, plans, partials)
+        self._edges(reads, plans, partials, heads)
         return partials
 
     def _rollups(
-        self, reads: Sequence[Read], heads: Sequence[_Head], partials: list[Partial]
+        self, reads: Sequence[Read], plans: Sequence[_Plan], partials: list[Partial]
     ) -> None:
         parts: list[str] = []
         params: list[object] = []
         m = self.mark
-        for index, ((subject, meter, start_us, end_us), head) in enumerate(
-            zip(reads, heads, strict=True)
-        ):
-            inner_start, inner_end = _inner(start_us, end_us)
-            if head.subtract:
-                inner_start = head.start_us
-            if inner_start >= inner_end:
+        for index, ((subject, meter, _, _), plan) in enumerate(zip(reads, plans, strict=True)):
+            if plan.rollup_start >= plan.rollup_end:
                 continue
             parts.append(
                 f"SELECT {index}, SUM(count), {_SUM[self.dialect]} FROM usage_rollups "
                 f"WHERE meter_id = {m} AND subject = {m} AND bucket_us >= {m} AND bucket_us < {m}"
             )
-            params += [meter.id, subject, inner_start, inner_end]
+            params += [meter.id, subject, plan.rollup_start, plan.rollup_end]
         for start in range(0, len(parts), 200):  # bounded statements, whatever the pass
             chunk = parts[start : start + 200]
             chunk_params = params[start * 4 : (start + len(chunk)) * 4]
@@ -78,25 +95,36 @@ class UsageBatch(UsageTotals):
                     partial.total = Decimal(total)
 
     def _edges(
-        self, reads: Sequence[Read], heads: Sequence[_Head], partials: list[Partial]
+        self,
+        reads: Sequence[Read],
+        plans: Sequence[_Plan],
+        partials: list[Partial],
+        heads: HeadStore | None,
     ) -> None:
-        # (event type, start, end, subtract) -> the reads that want those raw events
-        wanted: dict[tuple[str, int, int, bool], list[int]] = defaultdict(list)
-        for index, ((_, meter, start_us, end_us), head) in enumerate(
-            zip(reads, heads, strict=True)
-        ):
-            inner_end = _inner(start_us, end_us)[1]
-            if head.start_us < head.end_us:
-                wanted[(meter.event_type, head.start_us, head.end_us, head.subtract)].append(index)
-            tail = (max(inner_end, start_us), end_us)
-            if tail[0] < tail[1]:
-                wanted[(meter.event_type, *tail, False)].append(index)
-        for (event_type, start_us, end_us, subtract), indexes in wanted.items():
-            subjects = sorted({reads[i][0] for i in indexes})
+        generation = 0 if heads is None else heads.generation()
+        # (event type, start, end) -> (read index, piece index) that want those raw events
+        wanted: dict[tuple[str, int, int], list[tuple[int, int]]] = defaultdict(list)
+        found: list[list[Partial]] = []
+        for index, ((subject, meter, _, _), plan) in enumerate(zip(reads, plans, strict=True)):
+            found.append([])
+            for number, piece in enumerate(plan.pieces):
+                cached = None
+                if piece.kept and heads is not None:
+                    cached = heads.get(_head_key(subject, meter, piece))
+                found[index].append(cached or Partial())
+                if cached is None:
+                    wanted[(meter.event_type, piece.start_us, piece.end_us)].append((index, number))
+        for (event_type, start_us, end_us), where in wanted.items():
+            subjects = sorted({reads[i][0] for i, _ in where})
             for subject, time_us, data in self._raw(event_type, start_us, end_us, subjects):
-                for i in indexes:
+                for i, number in where:
                     if reads[i][0] == subject:
-                        _add(partials[i], reads[i][1], data, time_us, subtract)
+                        _add(found[i][number], reads[i][1], data, time_us)
+        for index, ((subject, meter, _, _), plan) in enumerate(zip(reads, plans, strict=True)):
+            for piece, part in zip(plan.pieces, found[index], strict=True):
+                if piece.kept and heads is not None:
+                    heads.put(_head_key(subject, meter, piece), part, generation)
+                _apply(partials[index], part, piece.subtract)
 
     def _raw(
         self, event_type: str, start_us: int, end_us: int, subjects: list[str]
@@ -112,25 +140,59 @@ class UsageBatch(UsageTotals):
             yield subject, time_us, json.loads(data_json, parse_float=Decimal)
 
 
-class _Head(NamedTuple):
-    """The raw events a read takes at its start: [start_us, end_us), added or subtracted."""
+class _Piece(NamedTuple):
+    """Raw events a read takes: [start_us, end_us), added or subtracted; `kept` ones are
+    before the read's start, in its first bucket (what a `HeadStore` keeps)."""
 
     start_us: int
     end_us: int
-    subtract: bool
+    subtract: bool = False
+    kept: bool = False
 
 
-def _head(start_us: int, end_us: int, now_us: int | None) -> _Head:
+class _Plan(NamedTuple):
+    rollup_start: int
+    rollup_end: int
+    pieces: tuple[_Piece, ...]
+
+
+def _plan(start_us: int, end_us: int, now_us: int | None, keeps_heads: bool) -> _Plan:
+    """The rollup range and raw pieces that add up to [start_us, end_us)."""
     inner_start, inner_end = _inner(start_us, end_us)
-    edge_end = min(inner_start, end_us)
-    if start_us % BUCKET_US == 0 or (inner_start >= inner_end and edge_end < inner_start):
-        # Aligned, or the whole span inside one bucket: the raw events themselves.
-        return _Head(start_us, edge_end, False)
-    bucket_start = bucket_of(start_us)
-    stored_until = edge_end if now_us is None else min(edge_end, now_us)
-    if start_us - bucket_start < stored_until - start_us:
-        return _Head(bucket_start, start_us, True)  # the bucket's rollup, less its head
-    return _Head(start_us, edge_end, False)
+    if inner_start >= inner_end:  # within one bucket (or empty): its raw events
+        edge = (_Piece(start_us, end_us),) if start_us < end_us else ()
+        return _Plan(inner_start, inner_start, edge)
+    pieces: list[_Piece] = []
+    rollup_start, rollup_end = inner_start, inner_end
+    if start_us < inner_start:
+        bucket_start = inner_start - BUCKET_US
+        stored_until = inner_start if now_us is None else min(inner_start, now_us)
+        if keeps_heads or start_us - bucket_start < stored_until - start_us:
+            rollup_start = bucket_start  # the bucket's rollup, less what precedes the start
+            pieces.append(_Piece(bucket_start, start_us, subtract=True, kept=keeps_heads))
+        else:
+            pieces.append(_Piece(start_us, inner_start))
+    if inner_end < end_us:
+        if now_us is not None and now_us < end_us:
+            rollup_end = inner_end + BUCKET_US  # the bucket's rollup, less what follows the end
+            pieces.append(_Piece(end_us, rollup_end, subtract=True))
+        else:
+            pieces.append(_Piece(inner_end, end_us))
+    return _Plan(rollup_start, rollup_end, tuple(pieces))
+
+
+def _head_key(subject: str, meter: Meter, piece: _Piece) -> HeadKey:
+    return (meter.event_type, subject, meter.id, piece.start_us, piece.end_us)
+
+
+def _apply(partial: Partial, part: Partial, subtract: bool) -> None:
+    """Count and sum only: a count and a total can be taken back."""
+    if subtract:
+        partial.count -= part.count
+        partial.total = EXACT.subtract(partial.total, part.total)
+    else:
+        partial.count += part.count
+        partial.total = EXACT.add(partial.total, part.total)
 
 
 def _inner(start_us: int, end_us: int) -> tuple[int, int]:
@@ -139,12 +201,6 @@ def _inner(start_us: int, end_us: int) -> tuple[int, int]:
     return inner_start, max(bucket_of(end_us), inner_start)
 
 
-def _add(partial: Partial, meter: Meter, data: object, time_us: int, subtract: bool) -> None:
+def _add(partial: Partial, meter: Meter, data: object, time_us: int) -> None:
     with suppress(EventNotMetered):  # an event without the meter's value counts nothing
-        value = meter.measure(data)  # type: ignore[arg-type]
-        if not subtract:
-            partial.add(value, time_us)
-        else:  # count and sum only: a total and a count can be taken back
-            assert isinstance(value, Decimal)
-            partial.count -= 1
-            partial.total = EXACT.subtract(partial.total, value)
+        partial.add(meter.measure(data), time_us)  # type: ignore[arg-type]
