@@ -275,7 +275,9 @@ APP = textwrap.dedent(
 
 
 def middleware_ratio(url: str, seconds: float, say: Say, rounds: int = 2) -> None:
-    """Rounds of off / sum meter / count meter, each a fresh server for seconds/2. On a
+    """Rounds of off / sum meter / count meter, each a fresh server measured for seconds/2
+    after a warm-up of a quarter of that (at least 0.5 s: the first terms, counter and
+    alert-context reads, the writer's first batches). On a
     shared machine the speed drifts by tens of percent from minute to minute: the ratios
     are also given as the median over rounds of each round's own ratio (neighbours in
     time, measured alike), beside the ratio of the means."""
@@ -300,7 +302,7 @@ def middleware_ratio(url: str, seconds: float, say: Say, rounds: int = 2) -> Non
             app = subprocess.Popen([sys.executable, "-c", APP, str(port), mode, url])
             try:
                 _wait_for(port)
-                hammer(port, request, 0.5)
+                hammer(port, request, max(0.5, seconds / 4))
                 result = hammer(port, request, seconds / 2, pid=app.pid)
                 figures.setdefault(mode, []).append(result)
             finally:
