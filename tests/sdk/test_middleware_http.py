@@ -368,3 +368,37 @@ def test_the_client_alone_does_not_import_starlette() -> None:
         "sdk.MeteringMiddleware; assert 'starlette' in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_fields_fast_path_answers_what_the_general_path_answers() -> None:
+    """RateLimitFields formats an allowed decision with the last decision's limit and reset
+    (the same objects) in one step: the same bytes as the general path, for every second
+    and remaining; another limit, a refusal or a missing remaining take the general path."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from fairmeter.sdk import Decision
+    from fairmeter.sdk._refusals import RateLimitFields
+
+    resets = datetime(2026, 12, 1, tzinfo=UTC)
+    limit = Decimal(1000)
+    fast, general = RateLimitFields("api_calls"), RateLimitFields("api_calls")
+
+    def decision(remaining: Decimal | None, allowed: bool = True, cap: Decimal = limit) -> Decision:
+        return Decision(allowed, "within_allowance" if allowed else "limit_reached", "acme",
+                        "api_calls", "block", Decimal(1), cap, remaining, resets_at=resets,
+                        retry_after=None if allowed else resets)  # fmt: skip
+
+    fast(decision(Decimal(999)), 0.0)  # remembers the limit and the reset
+    base = resets.timestamp()
+    cases = [
+        (decision(Decimal("998.5")), base - 3600.2),
+        (decision(Decimal(0)), base - 0.5),
+        (decision(Decimal(10) ** 16), base - 10),  # above a Structured Field Integer
+        (decision(Decimal(5)), base + 2),  # past the reset
+        (decision(None), base - 10),
+        (decision(Decimal(7), allowed=False), base - 10),
+        (decision(Decimal(7), cap=Decimal(1000)), base - 10),  # equal, not the same object
+    ]
+    for case, now in cases:
+        assert fast(case, now) == general._fields(case, now), case

@@ -88,7 +88,8 @@ class RateLimitFields:
             and decision.limit is self._limit
             and decision.allowed
         ):
-            left = int(decision.remaining)  # type: ignore[arg-type]  # with a limit
+            remaining = decision.remaining
+            left = -1 if remaining is None else int(remaining)
             wait = math.ceil(self._reset - now)
             if 0 <= left <= _SF_MAX and wait >= 0:
                 return [
