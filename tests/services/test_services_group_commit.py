@@ -12,6 +12,7 @@ import pytest
 
 from fairmeter.api import codec
 from fairmeter.domain.customers import parse_customer
+from fairmeter.domain.events import UsageEvent
 from fairmeter.domain.meters import parse_meter
 from fairmeter.domain.windows import Span, Window, to_us
 from fairmeter.services import catalog
@@ -143,3 +144,30 @@ def test_a_retry_answers_under_the_meters_it_writes_with(
     result = record_prepared(runtime.db, [prepared])[0]
     assert (result.accepted, result.duplicates, result.rejected) == (3, 0, ())
     assert _total(runtime) == 0 + 1 + 2
+
+
+def test_events_sharing_one_data_object_are_each_measured_as_their_own(runtime: Runtime) -> None:
+    """A run of events with the same data object, subject, time and type (a count meter's
+    admitted calls) is measured once; any difference in subject, time or type, or another
+    data object, is measured anew, and a rejected event rejects only itself."""
+    _setup(runtime)
+    catalog.create_customer(runtime.db, runtime.clock, parse_customer({"key": "globex"}))
+    heard: list[tuple[str, int, object]] = []
+    runtime.hooks.on_usage(
+        lambda items: heard.extend((r.subject, r.time_us, r.value) for r in items)
+    )
+    data = {"tokens": 2}
+    t = to_us(runtime.clock.now())
+    shared = [("acme", t), ("acme", t), ("globex", t), ("globex", t - 1), ("acme", t)]
+
+    def event(n: int, subject: str, time_us: int, payload: dict[str, object]) -> object:
+        return UsageEvent("t", f"s{n}", "api.request", subject, time_us, payload,
+                                json.dumps(payload).encode(), bytes(16))  # fmt: skip
+
+    items = [(n, event(n, s, when, data)) for n, (s, when) in enumerate(shared)]
+    items.append((5, event(5, "acme", t, {"tokens": 5})))
+    items.append((6, event(6, "acme", t, {"no": "tokens"})))  # refused: no value
+    items.append((7, event(7, "acme", t, {"no": "tokens"})))
+    result = runtime.ingest.record(IngestRequest(items, [], t))  # type: ignore[arg-type]
+    assert result.accepted == 6 and [r.index for r in result.rejected] == [6, 7]
+    assert heard == [(s, when, Decimal(2)) for s, when in shared] + [("acme", t, Decimal(5))]

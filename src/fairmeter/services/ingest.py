@@ -178,11 +178,24 @@ def _measured(outcome: _Outcome, candidates: list[Item], meters: MetersByType) -
     events: list[UsageEvent] = []
     contributions: list[list[Recorded]] = []
     first: dict[Identity, UsageEvent] = {}
+    # The events of a count meter's admitted calls share one data object, subject, time
+    # and type (entitlement_recording.usage_events): measured once, not once per call.
+    same: UsageEvent | None = None
+    mine: list[Recorded] = []
     for index, event in candidates:
-        metered = meters.get(event.type)
-        mine = _measure(outcome, index, event, metered, origin) if metered else []
-        if mine is None:
-            continue
+        if (
+            same is None
+            or event.data is not same.data
+            or event.subject != same.subject
+            or event.time_us != same.time_us
+            or event.type != same.type
+        ):
+            metered = meters.get(event.type)
+            measured = _measure(outcome, index, event, metered, origin) if metered else []
+            if measured is None:
+                same = None
+                continue
+            same, mine = event, measured
         known = len(first)
         seen = first.setdefault((event.source, event.id), event)
         if len(first) == known:
