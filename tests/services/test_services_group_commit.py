@@ -171,3 +171,26 @@ def test_events_sharing_one_data_object_are_each_measured_as_their_own(runtime: 
     result = runtime.ingest.record(IngestRequest(items, [], t))  # type: ignore[arg-type]
     assert result.accepted == 6 and [r.index for r in result.rejected] == [6, 7]
     assert heard == [(s, when, Decimal(2)) for s, when in shared] + [("acme", t, Decimal(5))]
+
+
+def test_fresh_ids_skip_the_lookup_and_the_insert_still_catches_a_stored_one(
+    runtime: Runtime,
+) -> None:
+    """`fresh_ids` (the limits writer's new UUIDv7 ids) skips the lookup before writing; an
+    id that is stored after all is still caught by the insert: a duplicate counts once, a
+    changed content is a conflict."""
+    import dataclasses
+
+    _setup(runtime)
+    runtime.ingest.record(_request(runtime, [1, 2]))
+    again = dataclasses.replace(_request(runtime, [1, 2, 3]), fresh_ids=True)
+    result = runtime.ingest.record(again)
+    assert (result.accepted, result.duplicates, tuple(result.rejected)) == (1, 2, ())
+    assert _total(runtime) == Decimal(6)
+    changed = _request(runtime, [3])
+    item = changed.items[0]
+    event = item[1]._replace(digest=bytes(16))  # same identity, other content
+    conflict = IngestRequest([(item[0], event)], [], changed.received_us, fresh_ids=True)
+    result = runtime.ingest.record(conflict)
+    assert result.accepted == 0 and result.rejected
+    assert _total(runtime) == Decimal(6)

@@ -105,8 +105,12 @@ class Writer:
         if digest is not None and digest != first.digest:
             raise _conflict()
 
-    def _record(self, events: list[tuple[int, UsageEvent]], now_us: int) -> IngestResult:
-        request = IngestRequest(events, [], now_us, batch=True, origin=Origin.ENTITLEMENTS)
+    def _record(
+        self, events: list[tuple[int, UsageEvent]], now_us: int, fresh_ids: bool = False
+    ) -> IngestResult:
+        request = IngestRequest(
+            events, [], now_us, batch=True, origin=Origin.ENTITLEMENTS, fresh_ids=fresh_ids
+        )
         return self.rt.ingest.record(request)
 
     def _end(self, armed: Armed, quantity: Decimal, counted: bool, written: Decimal) -> None:
@@ -182,7 +186,7 @@ class Writer:
             if armed.meter.value_property is None:
                 chunk = min(chunk, Decimal(MAX_EVENTS))
             events = usage_events(armed.meter, customer, chunk, new_event_id(), None, time_us)
-            result = self._record(events, now_us)
+            result = self._record(events, now_us, fresh_ids=True)
             if result.rejected:
                 log.error("admitted usage of %s refused by ingest: %s", armed.key, result.rejected)
                 self._give_up(batch)

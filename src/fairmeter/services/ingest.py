@@ -44,6 +44,9 @@ class IngestRequest:
     received_us: int
     batch: bool = True
     origin: Origin = Origin.EVENTS
+    # Ids the caller has just generated (UUIDv7): nothing to look up before writing. The
+    # insert still catches an id stored already, like one stored by a concurrent writer.
+    fresh_ids: bool = False
 
 
 @dataclass
@@ -143,7 +146,10 @@ def prepare(db: Database, request: IngestRequest) -> Prepared:
     with db.read() as conn:
         meters = active_meters(conn)
         usage = Usage(conn)
-        stored, same = usage.count_stored([(e.source, e.id, e.digest) for _, e in items])
+        if request.fresh_ids:
+            stored = same = 0
+        else:
+            stored, same = usage.count_stored([(e.source, e.id, e.digest) for _, e in items])
         # Neither new nor all sent again (a retried part of a batch, a conflict): which ones?
         known = usage.stored_digests(_keys(items)) if stored and same < len(items) else {}
     outcome = _Outcome(request, rejected=list(request.rejected))
