@@ -296,7 +296,8 @@ def middleware_ratio(url: str, seconds: float, say: Say, rounds: int = 2) -> Non
     figures: dict[str, list[dict[str, float]]] = {}
     # interleaved, so drift hits all alike; both meters have a limit (block): "calls" is a
     # sum meter, "hits" a count meter
-    for _ in range(rounds):
+    for number in range(1, rounds + 1):
+        print(f"  round {number} of {rounds}", flush=True)
         for mode in ("off", "calls", "hits"):
             port = free_port()
             app = subprocess.Popen([sys.executable, "-c", APP, str(port), mode, url])

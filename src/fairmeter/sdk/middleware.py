@@ -123,16 +123,8 @@ class MeteringMiddleware:
         fields = self._fields(decision, now)
         if not decision.allowed:
             await self._refuse(decision, fields, now, scope, send)
-        elif fields:
-
-            def send_with_headers(message: Message) -> Awaitable[None]:
-                if message["type"] == "http.response.start":
-                    message["headers"] = [*message.get("headers", ()), *fields]
-                return send(message)
-
-            await self.app(scope, receive, send_with_headers)
         else:
-            await self.app(scope, receive, send)
+            await self.app(scope, receive, _with_headers(send, fields) if fields else send)
 
     async def _call(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -35,13 +35,11 @@ class Lane:
     these terms: one call, one lock. `memo` is for a caller's use (what it derives from
     the terms once, like the answer's fixed fields)."""
 
-    __slots__ = ("armed", "limit", "memo", "take")
+    __slots__ = ("armed", "memo", "take")
 
     def __init__(self, armed: Armed, take: Callable[[Decimal], Decimal | None]) -> None:
         self.armed = armed
         self.take = take
-        limit = armed.terms.limit
-        self.limit = None if limit is None else limit.limit
         self.memo: object = None
 
     def admit(self, quantity: Decimal) -> Decision | None:

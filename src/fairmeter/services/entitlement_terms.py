@@ -10,7 +10,7 @@ the others keep using them, except across a period's end.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -74,11 +74,6 @@ class TermsCache:
         self._locks: dict[CounterKey, threading.Lock] = {}
         self._guard = threading.Lock()
         self._generation = 0
-
-    @property
-    def entries(self) -> Mapping[CounterKey, Armed]:
-        """The terms held now, by (customer, meter): read, never change them."""
-        return self._entries
 
     def get(self, customer: str, meter: str, now_us: int) -> Armed:
         armed = self._entries.get((customer, meter))

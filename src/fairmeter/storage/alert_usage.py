@@ -1,4 +1,5 @@
-"""Many customers' usage at once, in two round trips: what an alert pass asks.
+"""Many customers' usage at once, in two round trips: what an alert pass asks, and what a
+limits counter reads when it is loaded or re-read (one read, the period so far).
 
 An alert pass needs a few numbers (one per customer, meter and span) for the customers that
 just recorded usage. Asked one by one they cost a query each (rollups) plus one per
