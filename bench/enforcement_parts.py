@@ -280,10 +280,21 @@ def middleware_ratio(url: str, seconds: float, say: Say, rounds: int = 2) -> Non
     alert-context reads, the writer's first batches). On a
     shared machine the speed drifts by tens of percent from minute to minute: the ratios
     are also given as the median over rounds of each round's own ratio (neighbours in
-    time, measured alike), beside the ratio of the means."""
+    time, measured alike), beside the ratio of the means.
+
+    With two CPUs or more, the server is pinned to one CPU and the load generator to the
+    others (`sched_setaffinity`), as one would with wrk: the server's threads (its writer,
+    its alert pass) then share the server's core, as in a one-core deployment, and
+    neither side migrates between cores mid-run."""
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    server_cpus = {cpus[-1]} if len(cpus) >= 2 else None
+    pinned = f", server pinned to CPU {cpus[-1]}" if server_cpus else ""
     print(
         f"(e) trivial Starlette endpoint, one uvicorn worker, same load generator, {rounds} rounds"
+        + pinned
     )
+    if server_cpus:
+        os.sched_setaffinity(0, set(cpus[:-1]))
     try:
         from fairmeter.embedded import EmbeddedEngine  # noqa: F401
         from fairmeter.sdk import MeteringMiddleware  # noqa: F401
@@ -300,7 +311,9 @@ def middleware_ratio(url: str, seconds: float, say: Say, rounds: int = 2) -> Non
         print(f"  round {number} of {rounds}", flush=True)
         for mode in ("off", "calls", "hits"):
             port = free_port()
-            app = subprocess.Popen([sys.executable, "-c", APP, str(port), mode, url])
+            pin = (lambda: os.sched_setaffinity(0, server_cpus)) if server_cpus else None
+            app = subprocess.Popen([sys.executable, "-c", APP, str(port), mode, url],
+                                   preexec_fn=pin)  # fmt: skip
             try:
                 _wait_for(port)
                 hammer(port, request, max(0.5, seconds / 4))
@@ -309,6 +322,8 @@ def middleware_ratio(url: str, seconds: float, say: Say, rounds: int = 2) -> Non
             finally:
                 app.terminate()
                 app.wait(15)
+    if server_cpus:
+        os.sched_setaffinity(0, set(cpus))
     off = _mean(figures["off"])
     say("without middleware", off, "")
     for meter, kind in (("calls", "sum meter"), ("hits", "count meter")):

@@ -23,8 +23,10 @@ from fairmeter.wiring import build
 
 __all__ = ["EmbeddedEngine", "to_sdk"]
 
-# (allowed .. policy), limit, (overage_amount .. duplicate): see `_within_template`.
-_Template = tuple[tuple[object, ...], Decimal | None, tuple[object, ...]]
+# Decision's fields but usage and remaining, in order: see `_within_template`.
+_Template = tuple[Any, ...]
+_new_tuple = tuple.__new__
+_subtract = EXACT.subtract
 
 
 class EmbeddedEngine:
@@ -73,18 +75,20 @@ class EmbeddedEngine:
                 made: Any = lane.memo  # a _Template
                 if made is None:
                     made = lane.memo = self._within_template(lane)
-                head, limit, tail = made
-                left = None if limit is None else EXACT.subtract(limit, used)
-                # Decision's fields in order (see `to_sdk`), without a call to build them.
-                return tuple.__new__(Decision, (*head, used, limit, left, *tail))
+                ok, why, who, what, policy, limit, a, b, c, d, e, f, g = made
+                left = None if limit is None else _subtract(limit, used)
+                # Decision's fields in order (see `to_sdk`), as one tuple built in place:
+                # no call to build them, no list to unpack into.
+                fields = (ok, why, who, what, policy, used, limit, left, a, b, c, d, e, f, g)
+                return _new_tuple(Decision, fields)
         return to_sdk(self._limits.admit(customer, meter, quantity), self._times)
 
     def _within_template(self, lane: Lane) -> _Template:
         """What every admission within the allowance in that lane shares: the decision's
-        fields before `usage`, the limit, and the fields after `remaining`."""
+        fields but `usage` and `remaining` (the limit where `usage` was)."""
         terms = lane.armed.terms
         sample = to_sdk(entitlements.decide(terms, allowed=True, usage=Decimal(0)), self._times)
-        return (tuple(sample[:5]), sample.limit, tuple(sample[8:]))
+        return (*sample[:5], sample.limit, *sample[8:])
 
     def close(self) -> None:
         """Write the usage admitted so far; close the runtime too if the engine built it

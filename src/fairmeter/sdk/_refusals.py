@@ -41,6 +41,7 @@ _TITLES = {
     "no_subscription": "No subscription for this meter",
     LIMITS_UNAVAILABLE: "Usage limits unavailable",
 }
+_ceil = math.ceil
 # Structured Field Integers have at most 15 digits.
 _SF_MAX = 999_999_999_999_999
 # A 503 has no reset instant; clients should not hammer a server that is down.
@@ -74,28 +75,22 @@ class RateLimitFields:
         self._service = self._name_bytes + b";r=%d;t=%d"
         self._policies: dict[Decimal, bytes] = {}
         self._instants: dict[datetime, float] = {}
-        # The last allowed decision's limit and reset instant, and their policy field and
-        # timestamp. (Fresh objects first: no decision's limit is one of them.)
-        self._limit: object = object()
-        self._resets_at: object = object()
-        self._policy_field = b""
-        self._reset = 0.0
+        # The last allowed decision's limit and reset instant, their policy field and the
+        # reset's timestamp, as one tuple (replaced whole: a thread never reads half of
+        # it). Fresh objects first: no decision's limit is one of them.
+        self._last: tuple[object, object, tuple[bytes, bytes], float] = (
+            object(), object(), (b"ratelimit-policy", b""), 0.0
+        )  # fmt: skip
 
     def __call__(self, decision: Decision, now: float) -> list[tuple[bytes, bytes]]:
         """RateLimit-Policy and RateLimit for a decision on a limited meter, else none."""
-        if (
-            decision.resets_at is self._resets_at
-            and decision.limit is self._limit
-            and decision.allowed
-        ):
+        limit, resets_at, policy, reset = self._last
+        if decision.resets_at is resets_at and decision.limit is limit and decision.allowed:
             remaining = decision.remaining
             left = -1 if remaining is None else int(remaining)
-            wait = math.ceil(self._reset - now)
+            wait = _ceil(reset - now)
             if 0 <= left <= _SF_MAX and wait >= 0:
-                return [
-                    (b"ratelimit-policy", self._policy_field),
-                    (b"ratelimit", self._service % (left, wait)),
-                ]
+                return [policy, (b"ratelimit", self._service % (left, wait))]
         return self._fields(decision, now)
 
     def _fields(self, decision: Decision, now: float) -> list[tuple[bytes, bytes]]:
@@ -120,12 +115,7 @@ class RateLimitFields:
         if seconds is None:
             seconds = self._timestamp(until)
         if decision.allowed and remaining is not None:
-            self._limit, self._resets_at, self._policy_field, self._reset = (
-                limit,
-                until,
-                policy,
-                seconds,
-            )
+            self._last = (limit, until, (b"ratelimit-policy", policy), seconds)
         wait = math.ceil(seconds - now)
         if not 0 <= wait <= _SF_MAX:
             wait = min(_SF_MAX, max(0, wait))

@@ -97,6 +97,7 @@ class MeteringMiddleware:
         self._reject_anonymous = anonymous == "reject"
         self._clock = clock
         self._fields = _refusals.RateLimitFields(meter)
+        self._fields_of = self._fields.__call__  # bound once: no slot lookup per request
         consume_now = getattr(engine, "consume_now", None)
         self._consume_now: Callable[[str, str, Decimal], Decision] | None = (
             consume_now if callable(consume_now) and not _is_async(consume_now) else None
@@ -105,7 +106,8 @@ class MeteringMiddleware:
         self._consume_plain = self._consume_now if plain else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or self._consume_plain is None:
+        consume = self._consume_plain
+        if consume is None or scope["type"] != "http":
             await self._call(scope, receive, send)
             return
         # The common set-up (a sync `customer`, one quantity, no skip or report, an
@@ -114,13 +116,13 @@ class MeteringMiddleware:
         if customer is None:
             await self._anonymous(scope, receive, send)
             return
-        decision = self._consume_plain(customer, self.meter, self._quantity)
+        decision = consume(customer, self.meter, self._quantity)
         state = scope.get("state")
         if state is None:
             state = scope["state"] = {}
         state["fairmeter"] = decision
         now = self._clock()
-        fields = self._fields(decision, now)
+        fields = self._fields_of(decision, now)
         if not decision.allowed:
             await self._refuse(decision, fields, now, scope, send)
         else:
