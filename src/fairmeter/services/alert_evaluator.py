@@ -105,7 +105,13 @@ class AlertEvaluator:
 
     def _rest(self, cpu: float, at_least: float | None = None) -> None:
         """Rest after a pass that took `cpu` seconds of CPU (new usage does not cut it
-        short; closing does)."""
+        short; closing does).
+
+        Past the shortest rest it waits for the CPU the rest of the process still owes
+        (the soonest it can be paid: the process earns at most a core's worth per second on
+        the common, one-interpreter, path), then, if the process is that idle, until the
+        longest rest. No small polls: on a VM a timed wake-up costs tens of µs of CPU, and
+        takes the GIL from the threads serving requests."""
         started = time.monotonic()
         shortest = self.pace if at_least is None else at_least
         longest = max(self.longest_rest, shortest)
@@ -113,8 +119,16 @@ class AlertEvaluator:
         with self._cond:
             self._busy = False
             self._cond.notify_all()
+            checked = False
             while not self._closed:
                 waited = time.monotonic() - started
-                if waited >= longest or (waited >= shortest and time.process_time() >= others):
+                if waited >= longest:
                     return
-                self._cond.wait(min(self.pace / 5, longest - waited))
+                if waited < shortest:
+                    self._cond.wait(shortest - waited)
+                    continue
+                owed = others - time.process_time()
+                if owed <= 0:
+                    return
+                self._cond.wait(longest - waited if checked else min(longest - waited, owed))
+                checked = True
