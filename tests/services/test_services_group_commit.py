@@ -9,6 +9,7 @@ from concurrent.futures import Future
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import func, select
 
 from fairmeter.api import codec
 from fairmeter.domain.customers import parse_customer
@@ -16,11 +17,13 @@ from fairmeter.domain.events import UsageEvent
 from fairmeter.domain.meters import parse_meter
 from fairmeter.domain.windows import Span, Window, to_us
 from fairmeter.services import catalog
+from fairmeter.services.hooks import Origin, Recorded
 from fairmeter.services.ingest import IngestRequest, prepare, record_prepared
 from fairmeter.services.ingest_queue import GroupCommitter
 from fairmeter.services.rollups import RollupBatch
 from fairmeter.services.runtime import Runtime
 from fairmeter.services.usage import UsageQuery, query_usage
+from fairmeter.storage.tables import events
 
 
 def _request(runtime: Runtime, ids: Sequence[int], subject: str = "acme") -> IngestRequest:
@@ -173,24 +176,57 @@ def test_events_sharing_one_data_object_are_each_measured_as_their_own(runtime: 
     assert heard == [(s, when, Decimal(2)) for s, when in shared] + [("acme", t, Decimal(5))]
 
 
-def test_fresh_ids_skip_the_lookup_and_the_insert_still_catches_a_stored_one(
+def _run_meters(runtime: Runtime) -> None:
+    catalog.create_customer(runtime.db, runtime.clock, parse_customer({"key": "acme"}))
+    for key in ("calls", "also_calls"):  # two count meters of one event type
+        body = {"key": key, "event_type": "api.call", "aggregation": "count"}
+        catalog.create_meter(runtime.db, runtime.clock, parse_meter(body))
+
+
+def _usage(runtime: Runtime, meter: str) -> Decimal | None:
+    span = Span(runtime.clock.now().replace(hour=0), runtime.clock.now())
+    rows = query_usage(runtime.db, UsageQuery(meter, "acme", span, Window.NONE, _utc()))
+    return rows[0].value
+
+
+def test_a_run_is_that_many_events_made_by_the_database_with_rollups_and_listeners(
     runtime: Runtime,
 ) -> None:
-    """`fresh_ids` (the limits writer's new UUIDv7 ids) skips the lookup before writing; an
-    id that is stored after all is still caught by the insert: a duplicate counts once, a
-    changed content is a conflict."""
-    import dataclasses
+    """`record_run` (the limits writer's batches): `count` events that differ only by id
+    (`id`, `id:2`, ...), measured once, inserted in one statement, their rollups counted
+    `count` times, the listeners told once per event and meter. A run sent again is
+    counted as duplicates, and only its new ids are written."""
+    _run_meters(runtime)
+    heard: list[Recorded] = []
+    runtime.hooks.on_usage(heard.extend)
+    now_us = to_us(runtime.clock.now())
+    hour_ago = now_us - 3_600_000_000  # in the usage queried (it ends now, excluded)
+    first = UsageEvent("fairmeter.entitlements", "run-1", "api.call", "acme", hour_ago, {},
+                       b"{}", bytes(16))  # fmt: skip
+    result = runtime.ingest.record_run(first, 5, now_us, Origin.ENTITLEMENTS)
+    assert (result.accepted, result.duplicates, result.rejected) == (5, 0, ())
+    with runtime.db.read() as conn:
+        ids = set(conn.execute(select(events.c.id)).scalars())
+    assert ids == {"run-1", "run-1:2", "run-1:3", "run-1:4", "run-1:5"}
+    assert _usage(runtime, "calls") == _usage(runtime, "also_calls") == Decimal(5)
+    assert len(heard) == 10 and {r.meter.key for r in heard} == {"calls", "also_calls"}
+    assert {r.origin for r in heard} == {Origin.ENTITLEMENTS}
 
-    _setup(runtime)
-    runtime.ingest.record(_request(runtime, [1, 2]))
-    again = dataclasses.replace(_request(runtime, [1, 2, 3]), fresh_ids=True)
-    result = runtime.ingest.record(again)
-    assert (result.accepted, result.duplicates, tuple(result.rejected)) == (1, 2, ())
-    assert _total(runtime) == Decimal(6)
-    changed = _request(runtime, [3])
-    item = changed.items[0]
-    event = item[1]._replace(digest=bytes(16))  # same identity, other content
-    conflict = IngestRequest([(item[0], event)], [], changed.received_us, fresh_ids=True)
-    result = runtime.ingest.record(conflict)
-    assert result.accepted == 0 and result.rejected
-    assert _total(runtime) == Decimal(6)
+    again = runtime.ingest.record_run(first, 7, now_us, Origin.ENTITLEMENTS)
+    assert (again.accepted, again.duplicates) == (2, 5)
+    assert _usage(runtime, "calls") == Decimal(7) and len(heard) == 14
+
+
+def test_a_run_a_meter_cannot_measure_is_refused_whole(runtime: Runtime) -> None:
+    _run_meters(runtime)
+    body = {"key": "tokens", "event_type": "api.call", "aggregation": "sum",
+            "value_property": "$.tokens"}  # fmt: skip
+    catalog.create_meter(runtime.db, runtime.clock, parse_meter(body))
+    now_us = to_us(runtime.clock.now())
+    first = UsageEvent("fairmeter.entitlements", "run-2", "api.call", "acme", now_us, {},
+                       b"{}", bytes(16))  # fmt: skip
+    result = runtime.ingest.record_run(first, 3, now_us, Origin.ENTITLEMENTS)
+    assert result.accepted == 0 and [r.id for r in result.rejected] == ["run-2"]
+    with runtime.db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(events)).scalar() == 0
+    assert _usage(runtime, "calls") == Decimal(0)

@@ -33,6 +33,7 @@ from fairmeter.storage.counters import Period
 SOURCE = "fairmeter.entitlements"
 MAX_EVENTS = 10_000  # a count meter's quantity is that many events, written at once
 _CANONICAL = msgspec.json.Encoder(decimal_format="number", order="sorted")
+_new_tuple = tuple.__new__
 
 
 def new_event_id() -> str:
@@ -51,6 +52,26 @@ def usage_events(
     data: Mapping[str, object] | None,
     time_us: int,
 ) -> list[tuple[int, UsageEvent]]:
+    """The events of `usage_run`, one by one (ids `event_id`, `event_id:2`, ...)."""
+    first, count = usage_run(meter, customer, quantity, event_id, data, time_us)
+    if count == 1:
+        return [(0, first)]
+    ids = [event_id, *(f"{event_id}:{n}" for n in range(2, count + 1))]
+    rest = tuple(first[2:])
+    return [(index, _new_tuple(UsageEvent, (SOURCE, id_, *rest))) for index, id_ in enumerate(ids)]
+
+
+def usage_run(
+    meter: Meter,
+    customer: str,
+    quantity: Decimal,
+    event_id: str,
+    data: Mapping[str, object] | None,
+    time_us: int,
+) -> tuple[UsageEvent, int]:
+    """The first event of the usage, and how many events it is: one for a meter with a
+    value property (the quantity in its data), `quantity` for a count meter (the others
+    differ only by id: `event_id:2` .. `event_id:<quantity>`)."""
     payload: dict[str, object] = dict(data or {})
     if meter.value_property is not None:
         payload = _with_value(payload, meter.value_property.segments, quantity)
@@ -63,12 +84,9 @@ def usage_events(
     extent = "" if meter.value_property is not None else str(count)
     head = f"{meter.event_type}\x00{customer}\x00\x00{extent}".encode()
     digest = hashlib.blake2b(head + data_json, digest_size=16).digest()
-    ids = [event_id, *(f"{event_id}:{n}" for n in range(2, count + 1))]
-    kind = meter.event_type
-    return [
-        (index, UsageEvent(SOURCE, id_, kind, customer, time_us, payload, data_json, digest))
-        for index, id_ in enumerate(ids)
-    ]
+    first = UsageEvent(SOURCE, event_id, meter.event_type, customer, time_us, payload,
+                       data_json, digest)  # fmt: skip
+    return first, count
 
 
 def _with_value(

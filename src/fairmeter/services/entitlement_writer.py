@@ -26,6 +26,7 @@ from fairmeter.services.entitlement_recording import (
     PendingUsage,
     new_event_id,
     usage_events,
+    usage_run,
 )
 from fairmeter.services.entitlement_stats import DecisionStats
 from fairmeter.services.entitlement_terms import ONE, Armed
@@ -105,12 +106,8 @@ class Writer:
         if digest is not None and digest != first.digest:
             raise _conflict()
 
-    def _record(
-        self, events: list[tuple[int, UsageEvent]], now_us: int, fresh_ids: bool = False
-    ) -> IngestResult:
-        request = IngestRequest(
-            events, [], now_us, batch=True, origin=Origin.ENTITLEMENTS, fresh_ids=fresh_ids
-        )
+    def _record(self, events: list[tuple[int, UsageEvent]], now_us: int) -> IngestResult:
+        request = IngestRequest(events, [], now_us, batch=True, origin=Origin.ENTITLEMENTS)
         return self.rt.ingest.record(request)
 
     def _end(self, armed: Armed, quantity: Decimal, counted: bool, written: Decimal) -> None:
@@ -185,13 +182,14 @@ class Writer:
             chunk = batch.quantity
             if armed.meter.value_property is None:
                 chunk = min(chunk, Decimal(MAX_EVENTS))
-            events = usage_events(armed.meter, customer, chunk, new_event_id(), None, time_us)
-            result = self._record(events, now_us, fresh_ids=True)
+            # One event, or a count meter's run of them: made by the database, not here.
+            first, count = usage_run(armed.meter, customer, chunk, new_event_id(), None, time_us)
+            result = self.rt.ingest.record_run(first, count, now_us, Origin.ENTITLEMENTS)
             if result.rejected:
                 log.error("admitted usage of %s refused by ingest: %s", armed.key, result.rejected)
                 self._give_up(batch)
                 return
-            self._tell_siblings(armed, events[0][1], result.accepted)
+            self._tell_siblings(armed, first, result.accepted)
             batch.quantity = EXACT.subtract(batch.quantity, chunk)
             batch.written = EXACT.add(batch.written, chunk)
         self._finish(batch, Decimal(0))

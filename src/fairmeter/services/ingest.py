@@ -44,9 +44,6 @@ class IngestRequest:
     received_us: int
     batch: bool = True
     origin: Origin = Origin.EVENTS
-    # Ids the caller has just generated (UUIDv7): nothing to look up before writing. The
-    # insert still catches an id stored already, like one stored by a concurrent writer.
-    fresh_ids: bool = False
 
 
 @dataclass
@@ -146,10 +143,7 @@ def prepare(db: Database, request: IngestRequest) -> Prepared:
     with db.read() as conn:
         meters = active_meters(conn)
         usage = Usage(conn)
-        if request.fresh_ids:
-            stored = same = 0
-        else:
-            stored, same = usage.count_stored([(e.source, e.id, e.digest) for _, e in items])
+        stored, same = usage.count_stored([(e.source, e.id, e.digest) for _, e in items])
         # Neither new nor all sent again (a retried part of a batch, a conflict): which ones?
         known = usage.stored_digests(_keys(items)) if stored and same < len(items) else {}
     outcome = _Outcome(request, rejected=list(request.rejected))
@@ -268,6 +262,36 @@ def record_prepared(
     if recorded is not None:
         recorded.extend([r for b in batches for mine in b.contributions for r in mine])
     return [p.outcome.result() for p in prepared]
+
+
+def record_run(
+    db: Database,
+    first: UsageEvent,
+    count: int,
+    received_us: int,
+    origin: Origin,
+    recorded: list[Recorded] | None = None,
+) -> IngestResult:
+    """`count` events like `first` but for their ids (`id`, `id:2` .. `id:<count>`), in
+    one transaction: measured once, inserted by the database in one statement (no object
+    per event), their rollups added `count` times over. For a writer's batch of fresh ids:
+    an identity found stored is counted a duplicate. `recorded` (for the listeners) gets
+    the contributions once per event written, the same objects repeated."""
+    request = IngestRequest([(0, first)], [], received_us, batch=False, origin=origin)
+    with db.write() as conn:
+        usage = Usage(conn)
+        measured = _measured(_Outcome(request), [(0, first)], active_meters(conn))
+        outcome = measured.outcome
+        if not measured.events:  # refused by a meter: none of the run is written
+            return outcome.result()
+        written = usage.insert_run(measured.rows[0], count)
+        rollups = RollupBatch()
+        rollups.add_recorded(measured.contributions[0], times=written)
+        rollups.write(usage)
+    outcome.accepted, outcome.duplicates = written, count - written
+    if recorded is not None:
+        recorded.extend(measured.contributions[0] * written)
+    return outcome.result()
 
 
 def _settle_lost(usage: Usage, batches: list[Prepared], written: set[Identity]) -> list[Prepared]:

@@ -11,9 +11,15 @@ import queue
 import threading
 from concurrent.futures import Future
 
-from fairmeter.domain.events import IngestResult
-from fairmeter.services.hooks import Hooks, Recorded
-from fairmeter.services.ingest import IngestRequest, Prepared, prepare, record_prepared
+from fairmeter.domain.events import IngestResult, UsageEvent
+from fairmeter.services.hooks import Hooks, Origin, Recorded
+from fairmeter.services.ingest import (
+    IngestRequest,
+    Prepared,
+    prepare,
+    record_prepared,
+    record_run,
+)
 from fairmeter.storage.database import Database
 
 _Pending = tuple[Prepared, "Future[IngestResult]"]
@@ -40,6 +46,17 @@ class GroupCommitter:
         self._ensure_started()
         self._queue.put((prepared, future))
         return future.result()
+
+    def record_run(
+        self, first: UsageEvent, count: int, received_us: int, origin: Origin
+    ) -> IngestResult:
+        """`ingest.record_run` in the caller's thread and its own transaction (a writer's
+        batch, not a request waiting on others), then the usage listeners."""
+        recorded: list[Recorded] | None = [] if self.hooks.wants_usage else None
+        result = record_run(self.db, first, count, received_us, origin, recorded)
+        if recorded:
+            self.hooks.usage_recorded(recorded)
+        return result
 
     def close(self) -> None:
         with self._lock:

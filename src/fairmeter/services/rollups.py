@@ -34,9 +34,10 @@ class RollupBatch:
     ) -> None:
         self.add_recorded(((subject, meter, time_us, value, group, None),))
 
-    def add_recorded(self, items: Iterable[Contribution]) -> None:
+    def add_recorded(self, items: Iterable[Contribution], times: int = 1) -> None:
         """Add each contribution (a `hooks.Recorded`, whose origin is not read here), in one
-        loop: ingest calls it for every event.
+        loop: ingest calls it for every event. `times`: that many events made each of them
+        (a run of events that differ only by id).
 
         Only what the meter's aggregation reads back is kept (see usage_tally.READERS):
         the hot path skips the arithmetic nobody will ask for."""
@@ -52,13 +53,15 @@ class RollupBatch:
             partial = partials.get(slot)
             if partial is None:
                 partial = partials[slot] = Partial()
-            partial.count += 1
+            partial.count += times
             aggregation = meter.aggregation
             if aggregation is counting:
                 continue
             if isinstance(value, str):
                 self.distinct.add((meter.id, subject, slot[2], key_text, value))
             elif aggregation is summing:
+                if times != 1:
+                    value = EXACT.multiply(value, Decimal(times))
                 partial.total = EXACT.add(partial.total, value)
             elif aggregation is maximizing:
                 partial.offer_max(value)

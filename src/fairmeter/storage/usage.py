@@ -46,6 +46,11 @@ class Usage:
         """The identities written, or None when every row was."""
         return dialect.insert_events(self.conn, rows)
 
+    def insert_run(self, row: EventRow, count: int) -> int:
+        """`count` events like `row` but for their ids (`id`, `id:2`, ...); how many were
+        written."""
+        return dialect.insert_run(self.conn, row, count)
+
     def add_rollups(self, rows: list[RollupRow]) -> None:
         # Sorted so that concurrent PostgreSQL writers lock rollup rows in one order.
         dialect.upsert_rollups(self.conn, sorted(rows))
