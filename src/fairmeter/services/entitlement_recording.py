@@ -44,19 +44,11 @@ def new_event_id() -> str:
     return str(uuid.UUID(int=value))
 
 
-def usage_events(
-    meter: Meter,
-    customer: str,
-    quantity: Decimal,
-    event_id: str,
-    data: Mapping[str, object] | None,
-    time_us: int,
-) -> list[tuple[int, UsageEvent]]:
-    """The events of `usage_run`, one by one (ids `event_id`, `event_id:2`, ...)."""
-    first, count = usage_run(meter, customer, quantity, event_id, data, time_us)
+def usage_events(first: UsageEvent, count: int) -> list[tuple[int, UsageEvent]]:
+    """A `usage_run`'s events one by one (ids `id`, `id:2` .. `id:<count>`), indexed."""
     if count == 1:
         return [(0, first)]
-    ids = [event_id, *(f"{event_id}:{n}" for n in range(2, count + 1))]
+    ids = [first.id, *(f"{first.id}:{n}" for n in range(2, count + 1))]
     rest = tuple(first[2:])
     return [(index, _new_tuple(UsageEvent, (SOURCE, id_, *rest))) for index, id_ in enumerate(ids)]
 

@@ -73,7 +73,9 @@ class Writer:
     ) -> Decision:
         customer = armed.terms.customer
         events = usage_events(
-            armed.meter, customer, quantity, idempotency_key or new_event_id(), data, now_us
+            *usage_run(
+                armed.meter, customer, quantity, idempotency_key or new_event_id(), data, now_us
+            )
         )
         try:
             if len(events) > 1 and idempotency_key:

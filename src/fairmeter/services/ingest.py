@@ -179,7 +179,7 @@ def _measured(outcome: _Outcome, candidates: list[Item], meters: MetersByType) -
     contributions: list[list[Recorded]] = []
     first: dict[Identity, UsageEvent] = {}
     # The events of a count meter's admitted calls share one data object, subject, time
-    # and type (entitlement_recording.usage_events): measured once, not once per call.
+    # and type (entitlement_recording.usage_run): measured once, not once per call.
     same: UsageEvent | None = None
     mine: list[Recorded] = []
     for index, event in candidates:
