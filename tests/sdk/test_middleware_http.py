@@ -399,6 +399,13 @@ def test_the_fields_fast_path_answers_what_the_general_path_answers() -> None:
         (decision(None), base - 10),
         (decision(Decimal(7), allowed=False), base - 10),
         (decision(Decimal(7), cap=Decimal(1000)), base - 10),  # equal, not the same object
+        (decision(Decimal("1E+3")), base - 10),  # whole, printed with an exponent
+        (decision(Decimal("12.000")), base - 10),
+        (decision(Decimal(-1)), base - 10),
+        (decision(Decimal(10**15 - 1)), base - 10),  # the largest Integer: fifteen digits
+        (decision(Decimal(10**15)), base - 10),
+        (decision(Decimal(41)), base - 10.5),  # the same second again: its ";t=" is kept
+        (decision(Decimal(40)), base - 9.5),
     ]
     for case, now in cases:
         assert fast(case, now) == general._fields(case, now), case

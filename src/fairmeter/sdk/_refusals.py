@@ -44,6 +44,7 @@ _TITLES = {
 _ceil = math.ceil
 # Structured Field Integers have at most 15 digits.
 _SF_MAX = 999_999_999_999_999
+_SF_DIGITS = 15
 # A 503 has no reset instant; clients should not hammer a server that is down.
 _UNAVAILABLE_RETRY = 1
 
@@ -65,14 +66,16 @@ def _seconds_until(instant: float, now: float) -> int:
 
 class RateLimitFields:
     """Builds the two fields for one meter's decisions. On the hot path (every admitted
-    call), so the policy field and the reset instants are remembered, not re-formatted,
-    and an allowed decision with the same limit and reset as the last one (the same
-    objects: an in-process engine reuses them) costs one format."""
+    call), so the policy field and the reset instants are remembered, not re-formatted.
+    An allowed decision with the same limit and reset as the last one (the same objects:
+    an in-process engine reuses them) and a whole number remaining costs a concatenation:
+    the remaining's digits as Decimal prints them, and the `;t=` part of this second."""
 
     def __init__(self, meter: str) -> None:
         self._name = sf_string(meter)
         self._name_bytes = self._name.encode()
         self._service = self._name_bytes + b";r=%d;t=%d"
+        self._remaining_head = self._name_bytes + b";r="
         self._policies: dict[Decimal, bytes] = {}
         self._instants: dict[datetime, float] = {}
         # The last allowed decision's limit and reset instant, their policy field and the
@@ -81,16 +84,22 @@ class RateLimitFields:
         self._last: tuple[object, object, tuple[bytes, bytes], float] = (
             object(), object(), (b"ratelimit-policy", b""), 0.0
         )  # fmt: skip
+        self._wait: tuple[int, bytes] = (-1, b"")  # seconds to the reset, and ";t=" them
 
     def __call__(self, decision: Decision, now: float) -> list[tuple[bytes, bytes]]:
         """RateLimit-Policy and RateLimit for a decision on a limited meter, else none."""
         limit, resets_at, policy, reset = self._last
         if decision.resets_at is resets_at and decision.limit is limit and decision.allowed:
-            remaining = decision.remaining
-            left = -1 if remaining is None else int(remaining)
+            # A whole number from 0 to 15 digits prints as just its digits ("1E+3", "2.5"
+            # and "-1" are not all digits: they take the general path).
+            digits = str(decision.remaining)
             wait = _ceil(reset - now)
-            if 0 <= left <= _SF_MAX and wait >= 0:
-                return [policy, (b"ratelimit", self._service % (left, wait))]
+            if digits.isdigit() and len(digits) <= _SF_DIGITS and wait >= 0:
+                seconds, tail = self._wait
+                if seconds != wait:
+                    tail = b";t=%d" % wait
+                    self._wait = (wait, tail)
+                return [policy, (b"ratelimit", self._remaining_head + digits.encode() + tail)]
         return self._fields(decision, now)
 
     def _fields(self, decision: Decision, now: float) -> list[tuple[bytes, bytes]]:
