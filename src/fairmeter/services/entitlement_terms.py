@@ -2,9 +2,14 @@
 
 A warm check must not touch the database: terms are cached per (customer, meter) and read
 again when this process changes them (overrides, suspension, an upgrade: `invalidate`),
-at most `refresh_us` after they were read otherwise (a plan change made elsewhere shows
-within that time), and at the end of their period. While one thread re-reads stale terms,
-the others keep using them, except across a period's end.
+and at the end of their period. A change made elsewhere shows within `refresh_us` (and a
+tenth): when terms fall due, one read of the terms version (bumped by a trigger on every
+table they are built from, migration 0009) tells whether anything changed since they were
+read; if not, and no instant that changes them with time alone has come (a period's end,
+a scheduled plan change or cancel, a later start), they are kept for another `refresh_us`
+instead of read again. That read is shared by every (customer, meter) for a tenth of
+`refresh_us`, so hundreds of busy customers cost one query, not hundreds of re-reads. While
+one thread re-reads stale terms, the others keep using them, except across a period's end.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from fairmeter.storage.limits import Limits
 
 ADDITIVE = (Aggregation.COUNT, Aggregation.SUM)
 ONE = Decimal(1)
+_NEVER = 2**62  # µs: no instant at which time alone changes the terms
 
 
 @dataclass(slots=True, eq=False)
@@ -56,6 +62,11 @@ class Armed:
     # Fast lanes admit under these terms until then (ns): `fresh_until_us`, or 0 once the
     # cache let go of them (re-read, invalidated), which closes their lanes at once.
     open_until_ns: int = 0
+    # The terms version they were read at, and the first instant at which they may change
+    # with time alone: while the version is the same and that instant has not come, they
+    # are kept, not read again.
+    version: int = -1
+    changes_at_us: int = 0
 
     def retire(self) -> None:
         self.open_until_ns = 0
@@ -74,6 +85,7 @@ class TermsCache:
         self._locks: dict[CounterKey, threading.Lock] = {}
         self._guard = threading.Lock()
         self._generation = 0
+        self._version: tuple[int, int] = (-1, 0)  # the last terms version read, and when
 
     def get(self, customer: str, meter: str, now_us: int) -> Armed:
         armed = self._entries.get((customer, meter))
@@ -82,14 +94,15 @@ class TermsCache:
         return self._refresh((customer, meter), armed, now_us)
 
     def invalidate(self, customer: str) -> None:
-        """Forget the customer's terms: the next call reads them again."""
+        """Forget the customer's terms: the next call reads them again. (Under the guard,
+        like `_kept`: terms being kept are either kept first, then retired, or not kept.)"""
         with self._guard:
             self._generation += 1
-        for key in list(self._entries):
-            if key[0] == customer:
-                gone = self._entries.pop(key, None)
-                if gone is not None:
-                    gone.retire()
+            for key in list(self._entries):
+                if key[0] == customer:
+                    gone = self._entries.pop(key, None)
+                    if gone is not None:
+                        gone.retire()
 
     def _refresh(self, key: CounterKey, stale: Armed | None, now_us: int) -> Armed:
         lock = self._lock_for(key)
@@ -103,6 +116,8 @@ class TermsCache:
             current = self._entries.get(key)
             if current is not None and current is not stale and now_us < current.fresh_until_us:
                 return current
+            if current is not None and current is stale and self._kept(current, now_us):
+                return current
             generation = self._generation
             armed = self._load(key, now_us)
             if generation != self._generation:
@@ -115,6 +130,31 @@ class TermsCache:
         finally:
             lock.release()
 
+    def _kept(self, armed: Armed, now_us: int) -> bool:
+        """Keep terms that fell due for another `refresh_us` when nothing they are built from
+        changed since they were read and time alone does not change them yet."""
+        if now_us >= armed.changes_at_us or armed.version < 0:
+            return False
+        if self._current_version(now_us) != armed.version:
+            return False
+        fresh_until = min(now_us + self.refresh_us, armed.changes_at_us)
+        with self._guard:
+            if self._entries.get(armed.key) is not armed or armed.open_until_ns == 0:
+                return False  # invalidated meanwhile, or changed while it was read
+            armed.fresh_until_us = fresh_until
+            armed.open_until_ns = fresh_until * 1000
+        return True
+
+    def _current_version(self, now_us: int) -> int:
+        """The terms version, read at most once per tenth of `refresh_us` for all terms."""
+        version, read_at = self._version
+        if 0 <= now_us - read_at < self.refresh_us // 10:
+            return version
+        with self.db.read() as conn:
+            version = Limits(conn).terms_version()
+        self._version = (version, now_us)
+        return version
+
     def _lock_for(self, key: CounterKey) -> threading.Lock:
         lock = self._locks.get(key)
         if lock is None:
@@ -125,6 +165,9 @@ class TermsCache:
     def _load(self, key: CounterKey, now_us: int) -> Armed:
         customer, meter_key = key
         with self.db.read() as conn:
+            # First: a write after this read bumps the version past it, so terms are never
+            # kept at a version older than what they were built from.
+            version = Limits(conn).terms_version()
             meter = _meter(Meters(conn), meter_key)
             if Customers(conn).by_key(customer) is None:
                 raise NotFound(f"no customer has the key {customer!r}")
@@ -137,20 +180,30 @@ class TermsCache:
             for m in same_type.get(meter.event_type, [])
             if m.key != meter.key and m.aggregation in ADDITIVE
         )
-        subscription, plan = self._subscription(customer, now_us)
-        return self._armed(key, meter, subscription, plan, override, suspended, now_us, siblings)
+        subscription, plan, changes_at = self._subscription(customer, now_us)
+        armed = self._armed(key, meter, subscription, plan, override, suspended, now_us, siblings)
+        armed.version = version
+        armed.changes_at_us = min(changes_at, armed.changes_at_us)
+        return armed
 
-    def _subscription(self, customer: str, now_us: int) -> tuple[Subscription | None, Plan | None]:
+    def _subscription(
+        self, customer: str, now_us: int
+    ) -> tuple[Subscription | None, Plan | None, int]:
+        """The subscription in force and its plan, and the first instant after `now_us` at
+        which time alone changes them (a scheduled plan change or cancel, a later start)."""
         try:
             view = customer_subscription(self.db, self.clock, customer)
         except NoSubscription:
-            return None, None
+            return None, None, _NEVER
         subscription = view.subscription
+        instants = [subscription.start_us, subscription.cancel_at_us]
+        instants += [segment.end_us for segment in view.segments]
+        changes_at = min((t for t in instants if t is not None and t > now_us), default=_NEVER)
         if now_us < subscription.start_us:
-            return None, None  # subscribed from a later instant: not yet
+            return None, None, changes_at  # subscribed from a later instant: not yet
         with self.db.read() as conn:
             plan = Plans(conn).version(subscription.plan_key, subscription.plan_version)
-        return subscription, plan
+        return subscription, plan, changes_at
 
     def _armed(
         self,
@@ -192,6 +245,9 @@ class TermsCache:
             siblings=siblings,
             counts_events=meter.value_property is None,
             refused=_refused(terms, period),
+            # the period's end (even for a meter the plan has no charge for: a plan change
+            # scheduled there may add one)
+            changes_at_us=_NEVER if span is None else to_us(span.end),
         )
 
     def _loader(self, key: CounterKey, meter: Meter, span: Span | None) -> Callable[[], Decimal]:

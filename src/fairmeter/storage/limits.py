@@ -12,7 +12,12 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from fairmeter.domain.limits import Override, override_from_stored
-from fairmeter.storage.tables import customer_suspensions, limit_denials, limit_overrides
+from fairmeter.storage.tables import (
+    customer_suspensions,
+    limit_denials,
+    limit_overrides,
+    terms_changes,
+)
 
 # (customer, meter, period_start_us, reason) -> refused consumes
 DenialKey = tuple[str, str, int, str]
@@ -28,6 +33,14 @@ class Suspension:
 class Limits:
     def __init__(self, conn: Connection):
         self.conn = conn
+
+    # -- what terms are built from -------------------------------------------------------
+
+    def terms_version(self) -> int:
+        """Bumped by every write to a table terms are built from (migration 0009); 0 before
+        the first one."""
+        version = self.conn.execute(select(terms_changes.c.version)).scalar()
+        return int(version or 0)
 
     # -- overrides ----------------------------------------------------------------------
 

@@ -360,3 +360,13 @@ limit_denials = Table(
     Column("reason", String(32), primary_key=True),
     Column("count", BigInteger, nullable=False),
 )
+
+# One row (id 1): bumped by a trigger on every write to a table the limits engine builds a
+# customer's terms from (migration 0009), so a process can tell in one read that none of
+# them changed (see services/entitlement_terms.py).
+terms_changes = Table(
+    "terms_changes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False),
+)
