@@ -12,6 +12,7 @@ Prints figures, asserts nothing (targets: issue #4, docs/performance.md "Real-ti
     until the usage shows it.
 (d) HTTP `POST /v1/entitlements/check` under a load generator (threads with httpx).
 (e) A trivial Starlette endpoint with and without `MeteringMiddleware` (in-process engine).
+    `bench/middleware_breakdown.py` splits the difference, one thing added at a time.
 """
 
 from __future__ import annotations
