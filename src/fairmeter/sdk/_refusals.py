@@ -74,7 +74,6 @@ class RateLimitFields:
     def __init__(self, meter: str) -> None:
         self._name = sf_string(meter)
         self._name_bytes = self._name.encode()
-        self._service = self._name_bytes + b";r=%d;t=%d"
         self._remaining_head = self._name_bytes + b";r="
         self._policies: dict[Decimal, bytes] = {}
         self._instants: dict[datetime, float] = {}
@@ -110,9 +109,7 @@ class RateLimitFields:
         if policy is None:
             policy = self._policy(limit)
         remaining = decision.remaining
-        left = 0 if remaining is None else int(remaining)
-        if not 0 <= left <= _SF_MAX:
-            left = min(_SF_MAX, max(0, left))
+        left = 0 if remaining is None else _sf_integer(remaining)
         until = decision.resets_at if decision.allowed else decision.retry_after
         until = until or decision.resets_at
         if until is None:
@@ -120,14 +117,10 @@ class RateLimitFields:
                 (b"ratelimit-policy", policy),
                 (b"ratelimit", b"%s;r=%d" % (self._name_bytes, left)),
             ]
-        seconds = self._instants.get(until)
-        if seconds is None:
-            seconds = self._timestamp(until)
+        seconds = self._timestamp(until)
         if decision.allowed and remaining is not None:
             self._last = (limit, until, (b"ratelimit-policy", policy), seconds)
-        wait = math.ceil(seconds - now)
-        if not 0 <= wait <= _SF_MAX:
-            wait = min(_SF_MAX, max(0, wait))
+        wait = _seconds_until(seconds, now)
         service = b"%s;r=%d;t=%d" % (self._name_bytes, left, wait)
         return [(b"ratelimit-policy", policy), (b"ratelimit", service)]
 

@@ -151,7 +151,7 @@ class MeteringMiddleware:
             decision = await self.engine.consume(customer, self.meter, quantity)
         scope.setdefault("state", {})["fairmeter"] = decision
         now = self._clock()
-        fields = self._fields(decision, now)
+        fields = self._fields_of(decision, now)
         if not decision.allowed:
             await self._refuse(decision, fields, now, scope, send)
         elif self._report is None:

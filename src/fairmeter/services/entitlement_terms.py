@@ -133,7 +133,7 @@ class TermsCache:
     def _kept(self, armed: Armed, now_us: int) -> bool:
         """Keep terms that fell due for another `refresh_us` when nothing they are built from
         changed since they were read and time alone does not change them yet."""
-        if now_us >= armed.changes_at_us or armed.version < 0:
+        if now_us >= armed.changes_at_us:
             return False
         if self._current_version(now_us) != armed.version:
             return False
