@@ -285,9 +285,10 @@ def record_run(
         if not measured.events:  # refused by a meter: none of the run is written
             return outcome.result()
         written = usage.insert_run(measured.rows[0], count)
-        rollups = RollupBatch()
-        rollups.add_recorded(measured.contributions[0], times=written)
-        rollups.write(usage)
+        if written:  # (a run sent again adds nothing: no rollup rows of zero)
+            rollups = RollupBatch()
+            rollups.add_recorded(measured.contributions[0], times=written)
+            rollups.write(usage)
     outcome.accepted, outcome.duplicates = written, count - written
     if recorded is not None:
         recorded.extend(measured.contributions[0] * written)
