@@ -40,6 +40,7 @@ log = logging.getLogger("fairmeter.limits")
 _LOAD_ATTEMPTS = 3
 _ZERO = Decimal(0)
 _UNBOUNDED = Decimal("Infinity")  # a lane's bound when there is none
+_add = EXACT.add  # bound once: the lane calls it on every admission
 
 
 class _Counter:
@@ -291,7 +292,7 @@ class Lane:
         try:
             if c.period is not self._period or c.next_refresh <= self._monotonic():
                 return None
-            used = EXACT.add(c.used, quantity)
+            used = _add(c.used, quantity)
             if used > self._bound:
                 return None
             c.used = used
