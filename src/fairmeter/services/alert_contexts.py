@@ -5,7 +5,7 @@ overrides), budget and the rules that apply."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -26,6 +26,8 @@ from fairmeter.storage.catalog import Customers
 from fairmeter.storage.database import Database
 from fairmeter.storage.limits import Limits
 
+_NEVER = 2**63 - 1
+
 
 @dataclass(frozen=True)
 class AlertContext:
@@ -38,26 +40,48 @@ class AlertContext:
     spend: SpendAccount
     # Each meter's limit in force: the plan's, or the customer's override (issue #4).
     limits: Mapping[str, Decimal] = field(default_factory=dict)
+    # The terms version it was read at (migration 0009: every write to a table it is built
+    # from bumps it), and the first instant at which time alone changes it: a scheduled
+    # plan change or cancel, the period's end.
+    version: int = -1
+    changes_at_us: int = _NEVER
 
 
 @dataclass
 class ContextCache:
-    """Contexts remembered for `ttl` seconds (and only within their period): a busy
-    customer's plan, rules and limits are read once a second, not on every pass. Changes
-    made through this process's API are seen at once (`forget`); others within `ttl`."""
+    """Contexts remembered while nothing they are built from changed: a busy customer's
+    plan, rules and limits are read once, not once a second.
+
+    An entry older than `ttl` seconds is kept when the terms version is the one it was read
+    at (one read for all the entries of a pass) and time alone has not changed it
+    (`changes_at_us`, the period's end); else it is read again. Changes made through this
+    process's API are seen at once (`forget`); others within `ttl`."""
 
     ttl: float = 1.0
     most: int = 100_000
+    monotonic: Callable[[], float] = time.monotonic
     _entries: dict[str, tuple[float, AlertContext]] = field(default_factory=dict)
 
     def contexts(self, db: Database, customers: Iterable[str], now_us: int) -> list[AlertContext]:
-        now = time.monotonic()
+        now = self.monotonic()
         found: list[AlertContext] = []
         missing: list[str] = []
+        version: int | None = None
         for key in customers:
             entry = self._entries.get(key)
-            if entry is not None and now - entry[0] < self.ttl and _holds(entry[1], now_us):
-                found.append(entry[1])
+            if entry is None or now_us >= entry[1].changes_at_us or not _holds(entry[1], now_us):
+                missing.append(key)
+                continue
+            read_at, ctx = entry
+            if now - read_at < self.ttl:
+                found.append(ctx)
+                continue
+            if version is None:
+                with db.read() as conn:
+                    version = Limits(conn).terms_version()
+            if version == ctx.version:
+                self._entries[key] = (now, ctx)  # kept for another `ttl`
+                found.append(ctx)
             else:
                 missing.append(key)
         loaded = load_contexts(db, missing, now_us) if missing else []
@@ -80,16 +104,18 @@ def load_contexts(db: Database, touched: Iterable[str], now_us: int) -> list[Ale
     segments, limits and the rules that apply (defaults included)."""
     plans: dict[tuple[str, int], Plan | None] = {}
     with db.read() as conn:
+        version = Limits(conn).terms_version()  # first: a write after it shows as a change
         found = [a for key in sorted(touched) if (a := _account(conn, key, now_us, plans))]
-        explicit = AlertRules(conn).applying_to({c.key: p.key for c, p, _, _ in found})
+        explicit = AlertRules(conn).applying_to({a[0].key: a[1].key for a in found})
     contexts: list[AlertContext] = []
-    for customer, plan, account, limits in found:
+    for customer, plan, account, limits, changes_at in found:
         rules = effective_rules(explicit, plan.key, customer.key, list(limits), customer.budget)
-        contexts.append(AlertContext(customer, plan, account.period, rules, account, limits))
+        contexts.append(AlertContext(customer, plan, account.period, rules, account, limits,
+                                     version, changes_at))  # fmt: skip
     return contexts
 
 
-_Account = tuple[Customer, Plan, SpendAccount, dict[str, Decimal]]
+_Account = tuple[Customer, Plan, SpendAccount, dict[str, Decimal], int]
 
 
 def _account(
@@ -117,7 +143,12 @@ def _account(
         return None
     plan = priced[-1][1]
     account = SpendAccount(key, sub, sub.period_at(from_us(now_us)), priced)
-    return customer, plan, account, limits_in_force(plan, Limits(conn).overrides(key))
+    # When time alone changes this: a segment starting or ending (a scheduled plan
+    # change), a scheduled cancel; the period's end is checked apart (`_holds`).
+    instants = [sub.cancel_at_us, *(t for s in segments for t in (s.start_us, s.end_us))]
+    changes_at = min((t for t in instants if t is not None and t > now_us), default=_NEVER)
+    limits = limits_in_force(plan, Limits(conn).overrides(key))
+    return customer, plan, account, limits, changes_at
 
 
 def limits_in_force(plan: Plan, overrides: Mapping[str, Override]) -> dict[str, Decimal]:
