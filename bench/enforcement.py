@@ -152,6 +152,11 @@ def main() -> None:
     parser.add_argument("--parts", default="abcde", help="which parts to run, e.g. ab")
     parser.add_argument("--rounds", type=int, default=6, help="rounds of part e (interleaved)")
     parser.add_argument("--seconds", type=float, default=6.0, help="part e: seconds per round")
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="part e: uvicorn's default logging (an access log line per request, to /dev/null)",
+    )
     args = parser.parse_args()
     calls = 20_000 if args.quick else 200_000
     context = machine()
@@ -166,7 +171,7 @@ def main() -> None:
         run("d", args.parts, lambda: http_checks(url, 2.0 if args.quick else 10.0, say))
     with fresh_database(args.backend) as url:
         seconds, rounds = (2.0, 2) if args.quick else (args.seconds, args.rounds)
-        run("e", args.parts, lambda: middleware_ratio(url, seconds, say, rounds))
+        run("e", args.parts, lambda: middleware_ratio(url, seconds, say, rounds, args.access_log))
     payload = {"machine": context, "quick": args.quick, "figures": RESULTS}
     path = write_results("enforcement", payload)
     print(f"figures written to {path}")
