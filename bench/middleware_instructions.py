@@ -18,6 +18,9 @@ imports cancel out), with the hash seed fixed: the figure repeats to within abou
 - engine: `MeteringMiddleware` with the real in-process engine (sum meter `calls`), its
   writer and alert threads stopped: the request thread's own work.
 
+FM_LOG=info in the environment keeps uvicorn's access log on in the child (its lines go to
+the child's stdout, which is discarded; timing only needs the last line).
+
 "kept" is off / mode: the requests/s a one-core server keeps if time follows instructions
 (it roughly does: compare part e of `bench/enforcement.py`).
 """
