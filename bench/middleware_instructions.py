@@ -124,8 +124,8 @@ def serve(mode: str, url: str, requests: int, timing: bool) -> None:
     request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"
 
     async def main() -> None:
-        config = Config(app, http="httptools", loop="uvloop", log_level=os.environ.get("FM_LOG", "warning"),
-                        lifespan="off")  # fmt: skip
+        level = os.environ.get("FM_LOG", "warning")
+        config = Config(app, http="httptools", loop="uvloop", log_level=level, lifespan="off")
         config.load()
         protocol = HttpToolsProtocol(config=config, server_state=ServerState(), app_state={})
         transport = Transport()
