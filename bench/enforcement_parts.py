@@ -310,6 +310,11 @@ def middleware_ratio(
     except ImportError:
         print("  middleware: not available")
         return
+    from fairmeter import _compiled
+
+    running = _compiled.compiled()
+    built = sum(running.values())
+    print(f"  request path compiled (mypyc, ADR 12): {built} of {len(running)} modules")
     rt, _admin = set_up(url)
     rt.close()
     request = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n"

@@ -12,6 +12,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from fairmeter.config import Settings
 from fairmeter.domain import entitlements
 from fairmeter.domain.numbers import EXACT
@@ -29,6 +31,7 @@ _new_tuple = tuple.__new__
 _subtract = EXACT.subtract
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # compiled or not, you may subclass it
 class EmbeddedEngine:
     """An `Engine` over `runtime.limits`. Give a `runtime` you own, or a `database_url`
     (or full `settings`: Redis counters, fail-open/closed, ...) and the engine builds one

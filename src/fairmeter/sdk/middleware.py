@@ -16,11 +16,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
 
+from mypy_extensions import mypyc_attr
 from starlette.datastructures import Headers
-from starlette.requests import Request, empty_receive, empty_send
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import _refusals
+from ._requests import plain_request as _request
 from .decision import Decision
 from .engines import Engine
 
@@ -53,6 +55,7 @@ def _is_async(function: object) -> bool:
     )
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # compiled or not, you may subclass it
 class MeteringMiddleware:
     """`app.add_middleware(MeteringMiddleware, engine=..., customer=..., meter=...)`.
 
@@ -206,33 +209,6 @@ class MeteringMiddleware:
             # The response has gone out already; a failing report must not turn it into an
             # error, but it must not pass silently either.
             logger.exception("fairmeter report callback failed for %s", customer)
-
-
-def _plain_request() -> Callable[[Scope, Receive], Request]:
-    """A cheaper `Request(scope, receive)` for the customer function on every request: a
-    subclass whose constructor sets what Starlette's does, in one step, with the other
-    attributes' starting values on the class. Used only when a real Request holds exactly
-    those attributes (checked here, against the installed Starlette); else `Request`."""
-
-    class _Request(Request):
-        _send = staticmethod(empty_send)
-        _stream_consumed = False
-        _is_disconnected = False
-        _form = None
-
-        def __init__(self, scope: Scope, receive: Receive = empty_receive) -> None:
-            self.scope = scope
-            self._receive = receive
-
-    probe: Scope = {"type": "http"}
-    expected = {"scope", "_receive", "_send", "_stream_consumed", "_is_disconnected", "_form"}
-    real = vars(Request(probe, empty_receive))
-    if set(real) != expected or real["_form"] is not None or real["_stream_consumed"]:
-        return Request
-    return _Request
-
-
-_request = _plain_request()
 
 
 def _with_headers(send: Send, fields: list[tuple[bytes, bytes]]) -> Send:

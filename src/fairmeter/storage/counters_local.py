@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Protocol
+from typing import Any, Protocol
 
 from fairmeter.domain.numbers import EXACT
 from fairmeter.storage.counters import Admission, Bucket, CounterKey, Loader, Period
@@ -103,8 +103,9 @@ class LocalCounters:
             with c.lock:
                 if c.period is period or c.period == period:  # `is`: the engine reuses it
                     return _decide(c, *terms)
-                if c.period is not None and period.start_us < c.period.start_us:
-                    break  # a late call for the period before: never move a counter back
+                late = c.period is not None and period.start_us < c.period.start_us
+            if late:
+                break  # a late call for the period before: never move a counter back
         # Decide against the record for that period, once, without keeping it: the call's
         # usage is recorded and read by the next load.
         transient = _Counter()
@@ -333,8 +334,8 @@ class LaneGuard:
     accepts: Callable[[Decimal], bool]
     bound: Decimal | None
     tally: Iterator[int]
-    notify: Callable[[Lane], object]
-    tag: object
+    notify: Callable[[Lane], Any]
+    tag: Any  # (Any, not object: mypyc's dataclasses cannot name `object` in annotations)
 
 
 def _decide(
