@@ -28,6 +28,8 @@ $(STAMP): pyproject.toml
 $(COMPILED_STAMP): $(STAMP) $(addprefix src/,$(COMPILED))
 	cd src && ../$(VENV)/bin/mypyc $(COMPILED) > build.log 2>&1 || (cat build.log; exit 1)
 	rm -f src/build.log
+	# mypyc reuses an unchanged build, copied with its old times: mark it as current
+	find src -name '*.so' -exec touch {} +
 	touch $(COMPILED_STAMP)
 
 install: $(STAMP) $(BUILT)
