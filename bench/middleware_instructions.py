@@ -95,6 +95,16 @@ def serve(mode: str, url: str, requests: int, timing: bool) -> None:
             engine = Fixed()
         else:  # the request thread alone: no batch written, no alert pass
             assert real.runtime.limits is not None and real.runtime.alerts is not None
+            # No re-reads driven by the wall clock either (the counter's, every second,
+            # deferred by 50 ms while usage is unwritten; the terms' version check): under
+            # callgrind requests run ~50 times slower, and those would be counted ~50 times
+            # too often (live, they are a few per second, whatever the rate).
+            limits = real.runtime.limits
+            limits.terms.refresh_us = 10**15
+            local = limits.counters
+            local._refresh_after = None  # type: ignore[attr-defined]
+            for counter in local._counters.values():  # type: ignore[attr-defined]
+                counter.next_refresh = float("inf")
             writer = real.runtime.limits.writer
             writer._write_batches = lambda: None  # type: ignore[method-assign]
             real.runtime.alerts.close()
@@ -179,7 +189,13 @@ def main() -> None:
     valgrind = not args.timing and shutil.which("valgrind") is not None
     if not args.timing and not valgrind:
         print("valgrind is not on PATH: timing instead (ns/request, which drifts with load)")
+    import fairmeter.embedded
+    import fairmeter.sdk.middleware  # noqa: F401 - imported to see whether it is compiled
     from enforcement_parts import set_up
+    from fairmeter import _compiled
+
+    running = _compiled.compiled()
+    print(f"request path compiled (mypyc, ADR 12): {sum(running.values())} of {len(running)}")
 
     with tempfile.TemporaryDirectory(prefix="fm_instructions_") as tmp:
         url = f"sqlite:///{tmp}/fairmeter.db"
