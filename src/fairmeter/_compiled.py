@@ -10,7 +10,7 @@ import os
 import sys
 import warnings
 from collections.abc import Sequence
-from importlib.machinery import ModuleSpec
+from importlib.machinery import EXTENSION_SUFFIXES, ModuleSpec
 from pathlib import Path
 from types import ModuleType
 
@@ -43,6 +43,13 @@ def _source_of(name: str) -> Path:
     return _PACKAGE.joinpath(*name.split(".")[1:]).with_suffix(".py")
 
 
+def built_for(name: str) -> Path | None:
+    """The module's compiled file for this interpreter, if one was built."""
+    source = _source_of(name)
+    built = source.with_suffix(EXTENSION_SUFFIXES[0])
+    return built if built.exists() else None
+
+
 def stale() -> list[str]:
     """The compiled modules older than their source, in a source checkout (an installed
     wheel's files carry no meaningful times)."""
@@ -51,8 +58,8 @@ def stale() -> list[str]:
     found = []
     for name in COMPILED:
         source = _source_of(name)
-        built = list(source.parent.glob(source.stem + ".*.so"))
-        if built and source.exists() and built[0].stat().st_mtime < source.stat().st_mtime:
+        built = built_for(name)
+        if built is not None and source.exists() and built.stat().st_mtime < source.stat().st_mtime:
             found.append(name)
     return found
 

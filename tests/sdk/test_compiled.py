@@ -4,7 +4,6 @@ from source under FAIRMETER_PURE_PYTHON=1 (how `make test` runs it a second time
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import fairmeter.embedded
 import fairmeter.sdk._refusals
@@ -12,20 +11,13 @@ import fairmeter.sdk.middleware
 import fairmeter.storage.counters_local  # noqa: F401 - imported to be looked at
 from fairmeter import _compiled
 
-SRC = Path(_compiled.__file__).resolve().parents[1]
-
-
-def _built(name: str) -> bool:
-    source = SRC.joinpath(*name.split(".")).with_suffix(".py")
-    return any(source.parent.glob(source.stem + ".*.so"))
-
 
 def test_each_module_runs_compiled_exactly_when_built_and_not_refused() -> None:
     pure = os.environ.get("FAIRMETER_PURE_PYTHON") == "1"
     running = _compiled.compiled()
     assert set(running) == set(_compiled.COMPILED)
     for name, compiled in running.items():
-        assert compiled == (_built(name) and not pure), name
+        assert compiled == (_compiled.built_for(name) is not None and not pure), name
     assert not _compiled.stale()  # a stale one would have been passed over, with a warning
 
 

@@ -64,9 +64,8 @@ class Started:
 def test_a_context_is_kept_while_nothing_it_is_built_from_changed(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    started = Started(runtime, monkeypatch, ttl=1.0)
-    loads, ticker, cache, now, first = (started.loads, started.ticker, started.cache,
-                                        started.now, started.first)  # fmt: skip
+    s = Started(runtime, monkeypatch, ttl=1.0)
+    loads, ticker, cache, now, first = s.loads, s.ticker, s.cache, s.now, s.first
     assert first.limits == {"calls": 100}
     with runtime.db.read() as conn:
         assert first.version == Limits(conn).terms_version() > 0
@@ -79,9 +78,8 @@ def test_a_context_is_kept_while_nothing_it_is_built_from_changed(
 def test_a_rule_or_budget_written_elsewhere_is_read_after_the_ttl(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    started = Started(runtime, monkeypatch, ttl=1.0)
-    loads, ticker, cache, now, first = (started.loads, started.ticker, started.cache,
-                                        started.now, started.first)  # fmt: skip
+    s = Started(runtime, monkeypatch, ttl=1.0)
+    loads, ticker, cache, now, first = s.loads, s.ticker, s.cache, s.now, s.first
     assert [rule.thresholds for rule in first.rules] != [(7,)]
 
     # a rule created without telling this cache (another process, the CLI)
@@ -104,8 +102,8 @@ def test_a_rule_or_budget_written_elsewhere_is_read_after_the_ttl(
 def test_the_period_end_reads_the_context_again_without_any_write(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    started = Started(runtime, monkeypatch, ttl=1.0)
-    loads, cache, now, first = started.loads, started.cache, started.now, started.first
+    s = Started(runtime, monkeypatch, ttl=1.0)
+    loads, cache, now, first = s.loads, s.cache, s.now, s.first
     assert first.changes_at_us > now  # no plan change or cancel is scheduled
 
     world_clock = Limited(runtime).clock
@@ -118,8 +116,8 @@ def test_the_period_end_reads_the_context_again_without_any_write(
 def test_forget_reads_every_context_again(
     runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    started = Started(runtime, monkeypatch, ttl=60.0)
-    loads, cache, now, first = started.loads, started.cache, started.now, started.first
+    s = Started(runtime, monkeypatch, ttl=60.0)
+    loads, cache, now, first = s.loads, s.cache, s.now, s.first
     cache.forget()
     assert _one(cache, runtime, now) is not first
     assert len(loads) == 2

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
@@ -47,6 +47,14 @@ class Span:
     @property
     def end_us(self) -> int:
         return to_us(self.end)
+
+
+NEVER_US = 2**62  # µs: an instant that never comes (nothing scheduled)
+
+
+def next_instant_us(instants: Iterable[int | None], after_us: int) -> int:
+    """The first of `instants` (None: none) after `after_us`, or `NEVER_US`."""
+    return min((t for t in instants if t is not None and t > after_us), default=NEVER_US)
 
 
 def to_us(moment: datetime) -> int:

@@ -18,15 +18,13 @@ from fairmeter.domain.customers import Customer
 from fairmeter.domain.limits import Override
 from fairmeter.domain.plans import Plan
 from fairmeter.domain.subscriptions import Segment
-from fairmeter.domain.windows import Span, from_us
+from fairmeter.domain.windows import NEVER_US, Span, from_us, next_instant_us
 from fairmeter.services.alert_spend import SpendAccount
 from fairmeter.storage.alerts import AlertRules
 from fairmeter.storage.billing import Plans, Segments, Subscriptions
 from fairmeter.storage.catalog import Customers
 from fairmeter.storage.database import Database
 from fairmeter.storage.limits import Limits
-
-_NEVER = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -44,7 +42,7 @@ class AlertContext:
     # from bumps it), and the first instant at which time alone changes it: a scheduled
     # plan change or cancel, the period's end.
     version: int = -1
-    changes_at_us: int = _NEVER
+    changes_at_us: int = NEVER_US
 
 
 @dataclass
@@ -146,7 +144,7 @@ def _account(
     # When time alone changes this: a segment starting or ending (a scheduled plan
     # change), a scheduled cancel; the period's end is checked apart (`_holds`).
     instants = [sub.cancel_at_us, *(t for s in segments for t in (s.start_us, s.end_us))]
-    changes_at = min((t for t in instants if t is not None and t > now_us), default=_NEVER)
+    changes_at = next_instant_us(instants, now_us)
     limits = limits_in_force(plan, Limits(conn).overrides(key))
     return customer, plan, account, limits, changes_at
 

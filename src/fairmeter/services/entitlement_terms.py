@@ -26,7 +26,7 @@ from fairmeter.domain.meters import Aggregation, Meter
 from fairmeter.domain.plans import Plan
 from fairmeter.domain.pricing.models import ZERO
 from fairmeter.domain.subscriptions import NoSubscription, Subscription
-from fairmeter.domain.windows import Span, from_us, to_us
+from fairmeter.domain.windows import NEVER_US, Span, from_us, next_instant_us, to_us
 from fairmeter.services.clock import Clock
 from fairmeter.services.subscriptions import customer_subscription
 from fairmeter.storage.alert_usage import HeadStore, UsageBatch
@@ -38,7 +38,6 @@ from fairmeter.storage.limits import Limits
 
 ADDITIVE = (Aggregation.COUNT, Aggregation.SUM)
 ONE = Decimal(1)
-_NEVER = 2**62  # µs: no instant at which time alone changes the terms
 
 
 @dataclass(slots=True, eq=False)
@@ -194,11 +193,11 @@ class TermsCache:
         try:
             view = customer_subscription(self.db, self.clock, customer)
         except NoSubscription:
-            return None, None, _NEVER
+            return None, None, NEVER_US
         subscription = view.subscription
         instants = [subscription.start_us, subscription.cancel_at_us]
         instants += [segment.end_us for segment in view.segments]
-        changes_at = min((t for t in instants if t is not None and t > now_us), default=_NEVER)
+        changes_at = next_instant_us(instants, now_us)
         if now_us < subscription.start_us:
             return None, None, changes_at  # subscribed from a later instant: not yet
         with self.db.read() as conn:
@@ -247,7 +246,7 @@ class TermsCache:
             refused=_refused(terms, period),
             # the period's end (even for a meter the plan has no charge for: a plan change
             # scheduled there may add one)
-            changes_at_us=_NEVER if span is None else to_us(span.end),
+            changes_at_us=NEVER_US if span is None else to_us(span.end),
         )
 
     def _loader(self, key: CounterKey, meter: Meter, span: Span | None) -> Callable[[], Decimal]:
