@@ -12,7 +12,8 @@ Modes, each a fresh uvicorn server on a trivial Starlette endpoint (the one of
   (fixed bytes): the floor of any middleware that sets them;
 - fixed: `MeteringMiddleware` with an engine that answers one fixed decision;
 - no-writer: the real in-process engine, its batch writer stopped (nothing written);
-- shipped: the real in-process engine, as shipped (sum meter `calls`).
+- shipped: the real in-process engine, as shipped (sum meter `calls`);
+- count: the same on the count meter `hits` (one event per request, written in runs).
 
 With two CPUs or more the server is pinned to one and the load generator to the others.
 The main thread's CPU comes from /proc/<pid>/task/<pid>/stat, the other threads' apart.
@@ -34,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import free_port
 from enforcement_parts import _wait_for, hammer, set_up
 
-MODES = ("off", "fields", "fixed", "no-writer", "shipped")
+MODES = ("off", "fields", "fixed", "no-writer", "shipped", "count")
 APP = textwrap.dedent(
     """
     import sys, uvicorn
@@ -78,8 +79,8 @@ APP = textwrap.dedent(
             engine = Fixed()
         elif mode == "no-writer":
             engine.runtime.limits.writer._write_batches = lambda: None
-        app.add_middleware(MeteringMiddleware, engine=engine,
-                           customer=lambda request: "acme", meter="calls")
+        app.add_middleware(MeteringMiddleware, engine=engine, customer=lambda request: "acme",
+                           meter="hits" if mode == "count" else "calls")
     uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning")
     """
 )
@@ -136,11 +137,16 @@ def main() -> None:
                 runs[mode].append(measure(mode, url, args.seconds, server_cpus))
     print(f"{'mode':<10} {'req/s':>9} {'main µs/req':>12} {'added':>7} {'other threads':>14}")
     previous = None
+    shipped = 0.0
     for mode in MODES:
         main_us = statistics.mean(r["main_us"] for r in runs[mode])
         rate = statistics.mean(r["req_per_s"] for r in runs[mode])
         others = statistics.mean(r["other_threads_us"] for r in runs[mode])
         added = "" if previous is None else f"{main_us - previous:+.1f}"
+        if mode == "count":  # beside `shipped`, not after it
+            added = f"{main_us - shipped:+.1f} vs shipped"
+        if mode == "shipped":
+            shipped = main_us
         print(f"{mode:<10} {rate:>9,.0f} {main_us:>12.1f} {added:>7} {others:>14.2f}")
         previous = main_us
 

@@ -43,7 +43,9 @@ def _stored_units(database_url: str, customer: str) -> int:
     db = Database(make_engine(database_url))
     try:
         with db.read() as conn:
-            query = select(func.count()).select_from(events).where(events.c.subject == customer)
+            # A row may stand for several events: a count meter's run (ADR 13).
+            stored = func.coalesce(func.sum(events.c.copies), 0)
+            query = select(stored).where(events.c.subject == customer)
             return int(conn.execute(query).scalar_one())
     finally:
         db.dispose()

@@ -189,13 +189,13 @@ def _usage(runtime: Runtime, meter: str) -> Decimal | None:
     return rows[0].value
 
 
-def test_a_run_is_that_many_events_made_by_the_database_with_rollups_and_listeners(
+def test_a_run_is_one_row_standing_for_its_events_with_rollups_and_listeners(
     runtime: Runtime,
 ) -> None:
     """`record_run` (the limits writer's batches): `count` events that differ only by id
-    (`id`, `id:2`, ...), measured once, inserted in one statement, their rollups counted
-    `count` times, the listeners told once per event and meter. A run sent again is
-    counted as duplicates, and only its new ids are written."""
+    (`id`, `id:2`, ...), measured once, stored as one row with `copies` = count (ADR 13),
+    their rollups counted `count` times, the listeners told once per event and meter. A
+    run sent again is a duplicate whole: nothing is written or counted twice."""
     _run_meters(runtime)
     heard: list[Recorded] = []
     runtime.hooks.on_usage(heard.extend)
@@ -206,15 +206,17 @@ def test_a_run_is_that_many_events_made_by_the_database_with_rollups_and_listene
     result = runtime.ingest.record_run(first, 5, now_us, Origin.ENTITLEMENTS)
     assert (result.accepted, result.duplicates, result.rejected) == (5, 0, ())
     with runtime.db.read() as conn:
-        ids = set(conn.execute(select(events.c.id)).scalars())
-    assert ids == {"run-1", "run-1:2", "run-1:3", "run-1:4", "run-1:5"}
+        rows = conn.execute(select(events.c.id, events.c.copies)).all()
+    assert [tuple(row) for row in rows] == [("run-1", 5)]
     assert _usage(runtime, "calls") == _usage(runtime, "also_calls") == Decimal(5)
     assert len(heard) == 10 and {r.meter.key for r in heard} == {"calls", "also_calls"}
     assert {r.origin for r in heard} == {Origin.ENTITLEMENTS}
 
-    again = runtime.ingest.record_run(first, 7, now_us, Origin.ENTITLEMENTS)
-    assert (again.accepted, again.duplicates) == (2, 5)
-    assert _usage(runtime, "calls") == Decimal(7) and len(heard) == 14
+    again = runtime.ingest.record_run(first, 5, now_us, Origin.ENTITLEMENTS)
+    assert (again.accepted, again.duplicates) == (0, 5)
+    assert _usage(runtime, "calls") == Decimal(5) and len(heard) == 10
+    with runtime.db.read() as conn:
+        assert conn.execute(select(func.count()).select_from(events)).scalar() == 1
 
 
 def test_a_run_a_meter_cannot_measure_is_refused_whole(runtime: Runtime) -> None:

@@ -21,12 +21,15 @@ class Partial:
     latest: Decimal | None = None
     distinct: set[str] = field(default_factory=set)
 
-    def add(self, value: Decimal | str, time_us: int) -> None:
-        self.count += 1
+    def add(self, value: Decimal | str, time_us: int, copies: int = 1) -> None:
+        """One event, or `copies` identical ones (a stored run)."""
+        self.count += copies
         if isinstance(value, str):
             self.distinct.add(value)
             return
-        self.total = EXACT.add(self.total, value)
+        self.total = EXACT.add(
+            self.total, value if copies == 1 else EXACT.multiply(value, Decimal(copies))
+        )
         self.offer_max(value)
         self.offer_latest(time_us, value)
 

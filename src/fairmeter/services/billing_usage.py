@@ -93,7 +93,7 @@ def _add_raw(
     partials: dict[str, Partial],
 ) -> None:
     events = usage.raw_events(meter.event_type, subject, start_us, end_us, meter.archived_seq)
-    for event_subject, time_us, data_json in events:
+    for event_subject, time_us, data_json, copies in events:
         try:
             value = meter.measure(json.loads(data_json, parse_float=Decimal))
         except EventNotMetered:
@@ -101,4 +101,4 @@ def _add_raw(
         partial = partials.get(event_subject)
         if partial is None:
             partial = partials[event_subject] = Partial()
-        partial.add(value, time_us)
+        partial.add(value, time_us, copies)

@@ -58,14 +58,13 @@ def create_meter(db: Database, clock: Clock, meter: Meter) -> tuple[Meter, int]:
         usage = Usage(conn)
         batch = RollupBatch()
         counted = 0
-        for subject, time_us, data_json in usage.all_raw_events(created.event_type):
+        for subject, time_us, data_json, copies in usage.all_raw_events(created.event_type):
+            data = json.loads(data_json, parse_float=Decimal)
             try:
-                batch.add_event(
-                    created, subject, time_us, json.loads(data_json, parse_float=Decimal)
-                )
+                batch.add_event(created, subject, time_us, data, copies)
             except EventNotMetered:
                 continue
-            counted += 1
+            counted += copies
         batch.write(usage)
     return created, counted
 

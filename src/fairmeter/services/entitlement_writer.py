@@ -21,7 +21,6 @@ from fairmeter.domain.meters import EventNotMetered
 from fairmeter.domain.numbers import EXACT
 from fairmeter.domain.windows import to_us
 from fairmeter.services.entitlement_recording import (
-    MAX_EVENTS,
     Batch,
     PendingUsage,
     new_event_id,
@@ -180,20 +179,19 @@ class Writer:
         armed, customer = batch.armed, batch.armed.terms.customer
         now_us = to_us(self.rt.clock.now())
         time_us = min(now_us, batch.period.end_us - 1)  # the period the usage was admitted in
-        while batch.quantity > 0:
-            chunk = batch.quantity
-            if armed.meter.value_property is None:
-                chunk = min(chunk, Decimal(MAX_EVENTS))
-            # One event, or a count meter's run of them: made by the database, not here.
-            first, count = usage_run(armed.meter, customer, chunk, new_event_id(), None, time_us)
+        if batch.quantity > 0:
+            # One event, or a count meter's run of them: one row either way (ADR 13).
+            first, count = usage_run(
+                armed.meter, customer, batch.quantity, new_event_id(), None, time_us
+            )
             result = self.rt.ingest.record_run(first, count, now_us, Origin.ENTITLEMENTS)
             if result.rejected:
                 log.error("admitted usage of %s refused by ingest: %s", armed.key, result.rejected)
                 self._give_up(batch)
                 return
             self._tell_siblings(armed, first, result.accepted)
-            batch.quantity = EXACT.subtract(batch.quantity, chunk)
-            batch.written = EXACT.add(batch.written, chunk)
+            batch.written = EXACT.add(batch.written, batch.quantity)
+            batch.quantity = Decimal(0)
         self._finish(batch, Decimal(0))
 
     def _retry(self, batch: Batch) -> None:

@@ -273,10 +273,10 @@ def record_run(
     recorded: list[Recorded] | None = None,
 ) -> IngestResult:
     """`count` events like `first` but for their ids (`id`, `id:2` .. `id:<count>`), in
-    one transaction: measured once, inserted by the database in one statement (no object
-    per event), their rollups added `count` times over. For a writer's batch of fresh ids:
-    an identity found stored is counted a duplicate. `recorded` (for the listeners) gets
-    the contributions once per event written, the same objects repeated."""
+    one transaction: measured once, stored as one row standing for them all (`copies`,
+    ADR 13), their rollups added `count` times over. For a writer's batch of fresh ids:
+    an identity found stored means the whole run is a duplicate. `recorded` (for the
+    listeners) gets the contributions once per event written, the same objects repeated."""
     request = IngestRequest([(0, first)], [], received_us, batch=False, origin=origin)
     with db.write() as conn:
         usage = Usage(conn)

@@ -78,9 +78,16 @@ class RollupBatch:
         self.distinct |= other.distinct
 
     def add_event(
-        self, meter: Meter, subject: str, time_us: int, data: Mapping[str, object]
+        self,
+        meter: Meter,
+        subject: str,
+        time_us: int,
+        data: Mapping[str, object],
+        copies: int = 1,
     ) -> None:
-        self.add(meter, subject, time_us, meter.measure(data), meter.group_of(data))
+        """A stored event's contribution, `copies` times (a row standing for a run)."""
+        contribution = (subject, meter, time_us, meter.measure(data), meter.group_of(data), None)
+        self.add_recorded((contribution,), times=copies)
 
     def write(self, usage: Usage) -> None:
         rows: list[RollupRow] = []

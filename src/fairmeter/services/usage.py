@@ -94,13 +94,13 @@ def _add_raw_edges(usage: Usage, meter: Meter, query: UsageQuery, tally: Tally) 
     for start, end in tally.plan.raw:
         # An archived meter counts only the events stored before it was archived.
         events = usage.raw_events(meter.event_type, query.customer, start, end, meter.archived_seq)
-        for subject, time_us, data_json in events:
+        for subject, time_us, data_json, copies in events:
             data = json.loads(data_json, parse_float=Decimal)
             try:
                 value = meter.measure(data)
             except EventNotMetered:
                 continue
-            tally.add_event(subject, meter.group_of(data), time_us, value)
+            tally.add_event(subject, meter.group_of(data), time_us, value, copies)
 
 
 def _known_customers(customers: Customers, query: UsageQuery, tally: Tally) -> set[str]:

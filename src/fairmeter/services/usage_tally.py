@@ -143,10 +143,12 @@ class Tally:
                 who = subject if subject is not None else row[0]
                 add(self.cell((who, group), index), row, at_value)
 
-    def add_event(self, subject: str, group: Group, time_us: int, value: Decimal | str) -> None:
+    def add_event(
+        self, subject: str, group: Group, time_us: int, value: Decimal | str, copies: int = 1
+    ) -> None:
         wanted = dict(group)
         key = (subject, tuple((name, wanted.get(name)) for name in self.group_by))
-        self.cell(key, self.plan.window_of_instant(time_us)).add(value, time_us)
+        self.cell(key, self.plan.window_of_instant(time_us)).add(value, time_us, copies)
 
     def _group(self, group_key: str) -> Group:
         found = self._groups.get(group_key)

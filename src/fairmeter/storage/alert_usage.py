@@ -117,10 +117,11 @@ class UsageBatch(UsageTotals):
                     wanted[(meter.event_type, piece.start_us, piece.end_us)].append((index, number))
         for (event_type, start_us, end_us), where in wanted.items():
             subjects = sorted({reads[i][0] for i, _ in where})
-            for subject, time_us, data in self._raw(event_type, start_us, end_us, subjects):
+            raw = self._raw(event_type, start_us, end_us, subjects)
+            for subject, time_us, data, copies in raw:
                 for i, number in where:
                     if reads[i][0] == subject:
-                        _add(found[i][number], reads[i][1], data, time_us)
+                        _add(found[i][number], reads[i][1], data, time_us, copies)
         for index, ((subject, meter, _, _), plan) in enumerate(zip(reads, plans, strict=True)):
             for piece, part in zip(plan.pieces, found[index], strict=True):
                 if piece.kept and heads is not None:
@@ -129,16 +130,16 @@ class UsageBatch(UsageTotals):
 
     def _raw(
         self, event_type: str, start_us: int, end_us: int, subjects: list[str]
-    ) -> Iterator[tuple[str, int, object]]:
+    ) -> Iterator[tuple[str, int, object, int]]:
         e = events.c
-        query = select(e.subject, e.time_us, e.data).where(
+        query = select(e.subject, e.time_us, e.data, e.copies).where(
             e.type == event_type,
             e.time_us >= start_us,
             e.time_us < end_us,
             e.subject.in_(subjects),
         )
-        for subject, time_us, data_json in self.conn.execute(query):
-            yield subject, time_us, json.loads(data_json, parse_float=Decimal)
+        for subject, time_us, data_json, copies in self.conn.execute(query):
+            yield subject, time_us, json.loads(data_json, parse_float=Decimal), copies
 
 
 class _Piece(NamedTuple):
@@ -202,6 +203,6 @@ def _inner(start_us: int, end_us: int) -> tuple[int, int]:
     return inner_start, max(bucket_of(end_us), inner_start)
 
 
-def _add(partial: Partial, meter: Meter, data: object, time_us: int) -> None:
+def _add(partial: Partial, meter: Meter, data: object, time_us: int, copies: int) -> None:
     with suppress(EventNotMetered):  # an event without the meter's value counts nothing
-        partial.add(meter.measure(data), time_us)  # type: ignore[arg-type]
+        partial.add(meter.measure(data), time_us, copies)  # type: ignore[arg-type]

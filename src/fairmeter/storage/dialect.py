@@ -131,37 +131,27 @@ def insert_events(conn: Connection, rows: list[EventRow]) -> set[tuple[str, str]
 
 
 def insert_run(conn: Connection, row: EventRow, count: int) -> int:
-    """Insert `count` events that differ only by id: `row`'s id for the first, then
-    "<id>:2" .. "<id>:<count>" (a count meter's admitted calls, written in a batch). The
-    database makes the rows, so the caller builds no per-event object. Returns how many
-    were written (an identity already stored is skipped, as in `insert_events`)."""
+    """Insert `count` events that differ only by id (a count meter's admitted calls,
+    written in a batch) as one row: `row` with `copies` = count, standing for ids `id`,
+    "<id>:2" .. "<id>:<count>" (ADR 13). Returns how many events were written: `count`,
+    or 0 when the row's identity is stored already (skipped, as in `insert_events`)."""
     if count < 1:
         return 0
-    source, id_, *rest = row
-    values = (source, id_, id_ + ":", *rest)
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
     cursor = _cursor(conn)
     try:
-        if conn.dialect.name == "postgresql":
-            cursor.execute(postgres.INSERT_RUN, (*values, count))
-        else:
-            cursor.execute(_SQLITE_INSERT_RUN, (count, *values))
-        written: int = cursor.rowcount
-        if written < 0:
-            raise RuntimeError("the database did not say how many events it inserted")
-        return written
+        cursor.execute(
+            f"INSERT INTO events ({_EVENT_COLUMNS}, copies)"
+            f" VALUES ({', '.join([mark] * (len(row) + 1))})"
+            " ON CONFLICT (source, id) DO NOTHING",
+            (*row, count),
+        )
+        inserted: int = cursor.rowcount
+        if inserted not in (0, 1):
+            raise RuntimeError("the database did not say whether it inserted the run")
+        return count * inserted
     finally:
         cursor.close()
-
-
-# A recursive CTE numbers the rows (SQLite lacks generate_series unless built with it),
-# inside the INSERT: the sqlite3 module reports a rowcount only for a statement that
-# starts with INSERT. SQLite's upsert after INSERT ... SELECT needs a WHERE to parse.
-_SQLITE_INSERT_RUN = (
-    f"INSERT INTO events ({_EVENT_COLUMNS}) "
-    "WITH RECURSIVE n(k) AS (SELECT 1 UNION ALL SELECT k + 1 FROM n WHERE k < ?) "
-    "SELECT ?, CASE WHEN k = 1 THEN ? ELSE ? || k END, ?, ?, ?, ?, ?, ? FROM n WHERE true "
-    "ON CONFLICT (source, id) DO NOTHING"
-)
 
 
 def count_stored(conn: Connection, keys: list[tuple[str, str, bytes]]) -> tuple[int, int]:

@@ -63,14 +63,6 @@ SELECT k.source, k.id, e.digest FROM unnest(%b::text[], %b::text[]) AS k(source,
 """
 
 
-# Events that differ only by id (see dialect.insert_run): numbered by generate_series.
-INSERT_RUN = (
-    f"INSERT INTO events ({_COLUMNS}) "
-    "SELECT %s, CASE WHEN k = 1 THEN %s ELSE %s::text || k::text END, %s, %s, %s, %s, %s, %s "
-    "FROM generate_series(1, %s) AS k ORDER BY k ON CONFLICT (source, id) DO NOTHING"
-)
-
-
 def insert_events(cursor: Any, rows: list[tuple[Any, ...]]) -> set[tuple[str, str]]:
     """COPY into the staging table, then move the rows whose identity is new.
 

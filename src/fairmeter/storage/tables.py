@@ -91,6 +91,9 @@ events = Table(
     Column("received_us", BigInteger, nullable=False),
     Column("data", Text, nullable=False),
     Column("digest", LargeBinary(16), nullable=False),
+    # How many identical events the row stands for: 1, or a count meter's admitted calls
+    # written as one run (ids `id`, `id:2` .. `id:<copies>`; ADR 13).
+    Column("copies", BigInteger, nullable=False, server_default="1"),
     UniqueConstraint("source", "id", name="uq_events_identity"),
     # Only time: new events land at its right edge (cheap to maintain); a usage query reads
     # raw events only for the partial buckets at its edges, a few minutes of all events.

@@ -14,6 +14,8 @@ from fairmeter.storage.tables import events, usage_distinct
 
 RollupRow = tuple[int, str, int, str, int, str, str | None, int | None, str | None]
 DistinctRow = tuple[int, str, int, str, str]
+# (subject, time_us, data JSON, copies): a stored row, which stands for `copies` events.
+RawEvent = tuple[str, int, str, int]
 
 
 class Usage:
@@ -47,8 +49,8 @@ class Usage:
         return dialect.insert_events(self.conn, rows)
 
     def insert_run(self, row: EventRow, count: int) -> int:
-        """`count` events like `row` but for their ids (`id`, `id:2`, ...); how many were
-        written."""
+        """`count` events like `row` but for their ids (`id`, `id:2`, ...), as one row
+        (ADR 13); how many were written: `count`, or 0 if the run was stored already."""
         return dialect.insert_run(self.conn, row, count)
 
     def add_rollups(self, rows: list[RollupRow]) -> None:
@@ -109,10 +111,11 @@ class Usage:
         start_us: int,
         end_us: int,
         up_to_seq: int | None = None,
-    ) -> Iterator[tuple[str, int, str]]:
-        """(subject, time_us, data JSON) of stored events, streamed in batches."""
+    ) -> Iterator[RawEvent]:
+        """(subject, time_us, data JSON, copies) of stored events, streamed in batches:
+        a row may stand for `copies` identical events (a count meter's run, ADR 13)."""
         e = events.c
-        query = select(e.subject, e.time_us, e.data).where(
+        query = select(e.subject, e.time_us, e.data, e.copies).where(
             e.type == event_type, e.time_us >= start_us, e.time_us < end_us
         )
         if subject is not None:
@@ -121,18 +124,18 @@ class Usage:
             query = query.where(e.seq <= up_to_seq)
         yield from _stream(self.conn, query)
 
-    def all_raw_events(self, event_type: str) -> Iterator[tuple[str, int, str]]:
+    def all_raw_events(self, event_type: str) -> Iterator[RawEvent]:
         e = events.c
-        query = select(e.subject, e.time_us, e.data).where(e.type == event_type)
+        query = select(e.subject, e.time_us, e.data, e.copies).where(e.type == event_type)
         yield from _stream(self.conn, query)
 
 
-def _stream(conn: Connection, query: Select[Any]) -> Iterator[tuple[str, int, str]]:
+def _stream(conn: Connection, query: Select[Any]) -> Iterator[RawEvent]:
     # Closed even when the caller stops early or raises: an open server-side cursor would
     # outlive the transaction on PostgreSQL.
     result = conn.execution_options(yield_per=5000).execute(query)
     try:
         for row in result:
-            yield row[0], row[1], row[2]
+            yield row[0], row[1], row[2], row[3]
     finally:
         result.close()
