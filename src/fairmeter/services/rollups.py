@@ -29,11 +29,6 @@ class RollupBatch:
         self.distinct: set[DistinctRow] = set()
         self._group_keys: dict[Group, str] = {}
 
-    def add(
-        self, meter: Meter, subject: str, time_us: int, value: Decimal | str, group: Group
-    ) -> None:
-        self.add_recorded(((subject, meter, time_us, value, group, None),))
-
     def add_recorded(self, items: Iterable[Contribution], times: int = 1) -> None:
         """Add each contribution (a `hooks.Recorded`, whose origin is not read here), in one
         loop: ingest calls it for every event. `times`: that many events made each of them
