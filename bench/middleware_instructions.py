@@ -12,8 +12,10 @@ Under callgrind, a run of 2,000 requests is subtracted from a run of 12,000 (sta
 imports cancel out), with the hash seed fixed: the figure repeats to within about 1,000.
 
 - off: no middleware;
-- fields: a pass-through middleware that wraps `send` and adds the two RateLimit fields
-  (fixed bytes): the floor of any middleware that sets them;
+- layer: a pass-through middleware (one more ASGI layer);
+- wrap: a pass-through middleware that wraps `send` and copies the response's headers;
+- fields: the same, adding the two RateLimit fields (fixed bytes): the floor of any
+  middleware that sets them;
 - fixed: `MeteringMiddleware`, engine answering one fixed decision;
 - engine: `MeteringMiddleware` with the real in-process engine (sum meter `calls`), its
   writer and alert threads stopped: the request thread's own work.
@@ -38,7 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-MODES = ("off", "fields", "fixed", "engine")
+MODES = ("off", "layer", "wrap", "fields", "fixed", "engine")
 SMALL, LARGE = 2_000, 12_000
 
 
@@ -60,9 +62,17 @@ def serve(mode: str, url: str, requests: int, timing: bool) -> None:
         return PlainTextResponse("ok")
 
     app = Starlette(routes=[Route("/", hello)])
-    if mode == "fields":
+    if mode in ("layer", "wrap", "fields"):
         fixed_fields = [(b"ratelimit-policy", b'"calls";q=1000000000000'),
                         (b"ratelimit", b'"calls";r=999999999999;t=100000')]  # fmt: skip
+        added = fixed_fields if mode == "fields" else []
+
+        class Layer:
+            def __init__(self, app: object) -> None:
+                self.app = app
+
+            async def __call__(self, scope: dict, receive: object, send: object) -> None:
+                await self.app(scope, receive, send)  # type: ignore[operator]
 
         class Fields:
             def __init__(self, app: object) -> None:
@@ -71,12 +81,12 @@ def serve(mode: str, url: str, requests: int, timing: bool) -> None:
             async def __call__(self, scope: dict, receive: object, send: object) -> None:
                 def with_fields(message: dict) -> object:
                     if message["type"] == "http.response.start":
-                        message["headers"] = [*message.get("headers", ()), *fixed_fields]
+                        message["headers"] = [*message.get("headers", ()), *added]
                     return send(message)  # type: ignore[operator]
 
                 await self.app(scope, receive, with_fields)  # type: ignore[operator]
 
-        app.add_middleware(Fields)
+        app.add_middleware(Layer if mode == "layer" else Fields)
     elif mode != "off":
         from fairmeter.embedded import EmbeddedEngine
         from fairmeter.sdk import MeteringMiddleware
