@@ -1,7 +1,13 @@
 """The modules `make install` compiles with mypyc (ADR 12), and how the sources stay in
 charge: `FAIRMETER_PURE_PYTHON=1` imports them from source even where compiled ones
-exist (the test suite runs the hot path both ways), and in a source checkout a compiled
-module older than its source is passed over, with a warning, for the source."""
+exist (the test suite runs the hot path both ways), `FAIRMETER_PURE_PYTHON=<names>` only
+the modules named, and in a source checkout a compiled module older than its source is
+passed over, with a warning, for the source.
+
+Compiled modules call each other's compiled code directly: the compiled middleware uses
+the compiled `_refusals` whatever `sys.modules` holds. Name `fairmeter.sdk.middleware`
+and `fairmeter.sdk._refusals` together (the middleware's part), or `fairmeter.embedded`
+and `fairmeter.storage.counters_local` (the engine's)."""
 
 from __future__ import annotations
 
@@ -64,19 +70,40 @@ def stale() -> list[str]:
     return found
 
 
+def from_sources(setting: str) -> list[str]:
+    """The modules `FAIRMETER_PURE_PYTHON` asks to run from their sources: "1" all of
+    them; a comma-separated list of names (`fairmeter.sdk.middleware,...`) those only,
+    which measures each module's part (whether compiling it pays depends on the machine:
+    ADR 12). A name that is not one of them is refused with a warning, not ignored."""
+    setting = setting.strip()
+    if setting in ("", "0"):
+        return []
+    if setting == "1":
+        return list(COMPILED)
+    names = [name.strip() for name in setting.split(",") if name.strip()]
+    unknown = [name for name in names if name not in COMPILED]
+    if unknown:
+        warnings.warn(
+            f"FAIRMETER_PURE_PYTHON names {', '.join(unknown)}, which is not compiled; "
+            f'give "1" or some of: {", ".join(COMPILED)}',
+            RuntimeWarning,
+            stacklevel=4,
+        )
+    return [name for name in COMPILED if name in names]
+
+
 def choose() -> None:
     """Called once, from `fairmeter/__init__.py`, before any of them is imported."""
-    if os.environ.get("FAIRMETER_PURE_PYTHON") == "1":
-        names: Sequence[str] = COMPILED
-    else:
-        names = stale()
-        if names:
-            warnings.warn(
-                f"compiled {', '.join(names)} older than the source: the source is used "
-                "(run `make compile` to build them again)",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+    chosen = from_sources(os.environ.get("FAIRMETER_PURE_PYTHON", ""))
+    late = [name for name in stale() if name not in chosen]
+    if late:
+        warnings.warn(
+            f"compiled {', '.join(late)} older than the source: the source is used "
+            "(run `make compile` to build them again)",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    names: Sequence[str] = [*chosen, *late]
     if names:
         sys.meta_path.insert(0, _FromSource(names))
 
