@@ -137,21 +137,25 @@ def insert_run(conn: Connection, row: EventRow, count: int) -> int:
     or 0 when the row's identity is stored already (skipped, as in `insert_events`)."""
     if count < 1:
         return 0
-    mark = "%s" if conn.dialect.name == "postgresql" else "?"
     cursor = _cursor(conn)
     try:
-        cursor.execute(
-            f"INSERT INTO events ({_EVENT_COLUMNS}, copies)"
-            f" VALUES ({', '.join([mark] * (len(row) + 1))})"
-            " ON CONFLICT (source, id) DO NOTHING",
-            (*row, count),
-        )
+        cursor.execute(_INSERT_RUN[conn.dialect.name == "postgresql"], (*row, count))
         inserted: int = cursor.rowcount
         if inserted not in (0, 1):
             raise RuntimeError("the database did not say whether it inserted the run")
         return count * inserted
     finally:
         cursor.close()
+
+
+# One row standing for the run: the event's columns, then `copies`; with the parameter
+# marks of SQLite's driver, then psycopg's.
+_RUN_VALUES = _EVENT_COLUMNS.count(",") + 2
+_INSERT_RUN = tuple(
+    f"INSERT INTO events ({_EVENT_COLUMNS}, copies) VALUES ({', '.join([mark] * _RUN_VALUES)})"
+    " ON CONFLICT (source, id) DO NOTHING"
+    for mark in ("?", "%s")
+)
 
 
 def count_stored(conn: Connection, keys: list[tuple[str, str, bytes]]) -> tuple[int, int]:
