@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final, cast
 
 from mypy_extensions import mypyc_attr
 
@@ -27,8 +27,9 @@ __all__ = ["EmbeddedEngine", "to_sdk"]
 
 # Decision's fields but usage and remaining, in order: see `_within_template`.
 _Template = tuple[Any, ...]
-_new_tuple = tuple.__new__
-_subtract = EXACT.subtract
+# Final: compiled, a C static each, not a lookup in the module's dict per call.
+_new_tuple: Final = tuple.__new__
+_subtract: Final = EXACT.subtract
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # compiled or not, you may subclass it
@@ -75,23 +76,26 @@ class EmbeddedEngine:
         if lane is not None:
             used = lane.take(quantity)
             if used is not None:
-                made: Any = lane.memo  # a _Template
-                if made is None:
-                    made = lane.memo = self._within_template(lane)
-                ok, why, who, what, policy, limit, a, b, c, d, e, f, g = made
+                memo = lane.memo
+                t = self._within_template(lane) if memo is None else cast(_Template, memo)
+                limit = t[5]
                 left = None if limit is None else _subtract(limit, used)
-                # Decision's fields in order (see `to_sdk`), as one tuple built in place:
-                # no call to build them, no list to unpack into.
-                fields = (ok, why, who, what, policy, used, limit, left, a, b, c, d, e, f, g)
+                # Decision's fields in order (see `to_sdk`), as one tuple built in place: no
+                # call to build them, no list to unpack into; indexed, not iterated.
+                fields = (t[0], t[1], t[2], t[3], t[4], used, limit, left,
+                          t[6], t[7], t[8], t[9], t[10], t[11], t[12])  # fmt: skip
                 return _new_tuple(Decision, fields)
         return to_sdk(self._limits.admit(customer, meter, quantity), self._times)
 
     def _within_template(self, lane: Lane) -> _Template:
         """What every admission within the allowance in that lane shares: the decision's
-        fields but `usage` and `remaining` (the limit where `usage` was)."""
+        fields but `usage` and `remaining` (the limit where `usage` was), kept as the lane's
+        memo."""
         terms = lane.armed.terms
         sample = to_sdk(entitlements.decide(terms, allowed=True, usage=Decimal(0)), self._times)
-        return (*sample[:5], sample.limit, *sample[8:])
+        template = (*sample[:5], sample.limit, *sample[8:])
+        lane.memo = template
+        return template
 
     def close(self) -> None:
         """Write the usage admitted so far; close the runtime too if the engine built it

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -409,3 +409,74 @@ def test_the_fields_fast_path_answers_what_the_general_path_answers() -> None:
     ]
     for case, now in cases:
         assert fast(case, now) == general._fields(case, now), case
+
+
+class _Mapping(MutableMapping[str, Any]):
+    """A scope or message that is a mapping but not a dict (ASGI says dict; some test
+    harnesses differ): the middleware takes its general path for it."""
+
+    def __init__(self, **items: Any) -> None:
+        self._items = dict(items)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._items[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._items[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._items[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class _SyncEngine:
+    """An in-process engine (`consume_now`): the middleware's plain path."""
+
+    def __init__(self) -> None:
+        self.fields = _limited(True, "within_allowance", remaining=Decimal(12))
+
+    async def consume(self, customer: str, meter: str, quantity: Decimal) -> Decision:
+        return self.consume_now(customer, meter, quantity)
+
+    def consume_now(self, customer: str, meter: str, quantity: Decimal) -> Decision:
+        return Decision(customer=customer, meter=meter, **self.fields)
+
+
+@pytest.mark.parametrize("scope_type", [dict, _Mapping])
+@pytest.mark.parametrize("message_type", [dict, _Mapping])
+@pytest.mark.parametrize("headers_type", [list, tuple])
+async def test_any_scope_message_and_headers_get_the_ratelimit_fields(
+    scope_type: Callable[..., Any], message_type: Callable[..., Any], headers_type: type
+) -> None:
+    """ASGI makes scopes and messages dicts and headers any iterable: the plain path reads a
+    dict directly and joins a list in one step; anything else takes the general path, with
+    the same answer (the app's own headers first, then the two fields)."""
+    sent: list[Any] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        assert scope["state"]["fairmeter"].remaining == Decimal(12)
+        headers = headers_type([(b"content-type", b"text/plain")])
+        await send(message_type(type="http.response.start", status=200, headers=headers))
+        await send(message_type(type="http.response.body", body=b"ok"))
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b""}
+
+    middleware = MeteringMiddleware(app, engine=_SyncEngine(), customer=lambda request: "acme",
+                                    meter="api_calls", clock=NOW.timestamp)  # fmt: skip
+    scope = scope_type(type="http", method="GET", path="/", headers=[], query_string=b"")
+    await middleware(scope, receive, send)
+    assert list(sent[0]["headers"]) == [
+        (b"content-type", b"text/plain"),
+        (b"ratelimit-policy", b'"api_calls";q=1000'),
+        (b"ratelimit", b'"api_calls";r=12;t=%d' % TO_RESET),
+    ]
+    assert sent[1]["body"] == b"ok"

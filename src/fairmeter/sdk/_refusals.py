@@ -13,7 +13,7 @@ import math
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 from urllib.parse import quote
 
 from . import _json
@@ -41,10 +41,10 @@ _TITLES = {
     "no_subscription": "No subscription for this meter",
     LIMITS_UNAVAILABLE: "Usage limits unavailable",
 }
-_ceil = math.ceil
+_ceil: Final = math.ceil
 # Structured Field Integers have at most 15 digits.
-_SF_MAX = 999_999_999_999_999
-_SF_DIGITS = 15
+_SF_MAX: Final = 999_999_999_999_999
+_SF_DIGITS: Final = 15
 # A 503 has no reset instant; clients should not hammer a server that is down.
 _UNAVAILABLE_RETRY = 1
 

@@ -110,26 +110,29 @@ class MeteringMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         consume = self._consume_plain
-        if consume is None or scope["type"] != "http":
+        if consume is None or not isinstance(scope, dict) or scope["type"] != "http":
             await self._call(scope, receive, send)
             return
         # The common set-up (a sync `customer`, one quantity, no skip or report, an
-        # in-process engine), on every request: the general path below, minus its options.
+        # in-process engine, a scope that is a dict as ASGI says), on every request: the
+        # general path below, minus its options. (As a dict, compiled, the scope's reads and
+        # writes are the dict's own, not the generic mapping protocol.)
+        plain: dict[str, Any] = scope
         customer = self._customer(_request(scope, receive))
         if customer is None:
             await self._anonymous(scope, receive, send)
             return
         decision = consume(customer, self.meter, self._quantity)
-        state = scope.get("state")
+        state = plain.get("state")
         if state is None:
-            state = scope["state"] = {}
+            state = plain["state"] = {}
         state["fairmeter"] = decision
         now = self._clock()
         fields = self._fields_of(decision, now)
         if not decision.allowed:
             await self._refuse(decision, fields, now, scope, send)
         else:
-            await self.app(scope, receive, _with_headers(send, fields) if fields else send)
+            await self.app(scope, receive, _WithFields(send, fields) if fields else send)
 
     async def _call(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -158,7 +161,7 @@ class MeteringMiddleware:
         if not decision.allowed:
             await self._refuse(decision, fields, now, scope, send)
         elif self._report is None:
-            await self.app(scope, receive, _with_headers(send, fields) if fields else send)
+            await self.app(scope, receive, _WithFields(send, fields) if fields else send)
         else:
             await self._handle_and_report(request, customer, decision, fields, send)
 
@@ -211,14 +214,29 @@ class MeteringMiddleware:
             logger.exception("fairmeter report callback failed for %s", customer)
 
 
-def _with_headers(send: Send, fields: list[tuple[bytes, bytes]]) -> Send:
-    # A plain function handing back `send`'s awaitable: no coroutine of its own per message.
-    def send_with_headers(message: Message) -> Awaitable[None]:
-        if message["type"] == "http.response.start":
-            message["headers"] = [*message.get("headers", ()), *fields]
-        return send(message)
+class _WithFields:
+    """`send`, adding the RateLimit fields to the response's start. A plain callable handing
+    back `send`'s awaitable (no coroutine of its own per message), one object per request."""
 
-    return send_with_headers
+    __slots__ = ("fields", "send")
+
+    def __init__(self, send: Send, fields: list[tuple[bytes, bytes]]) -> None:
+        self.send = send
+        self.fields = fields
+
+    def __call__(self, message: Message) -> Awaitable[None]:
+        if isinstance(message, dict):  # as ASGI says: compiled, the dict's own reads
+            plain: dict[str, Any] = message
+            if plain["type"] == "http.response.start":
+                plain["headers"] = _joined(plain.get("headers", ()), self.fields)
+        elif message["type"] == "http.response.start":
+            message["headers"] = _joined(message.get("headers", ()), self.fields)
+        return self.send(message)
+
+
+def _joined(headers: Any, fields: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    # ASGI allows any iterable; Starlette sends a list, joined in one step.
+    return headers + fields if type(headers) is list else [*headers, *fields]
 
 
 async def _send(send: Send, refusal: _refusals.Refusal) -> None:

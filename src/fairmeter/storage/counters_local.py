@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Container, Iterator, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from fairmeter.domain.numbers import EXACT
 from fairmeter.storage.counters import Admission, Bucket, CounterKey, Loader, Period
@@ -40,7 +40,7 @@ log = logging.getLogger("fairmeter.limits")
 _LOAD_ATTEMPTS = 3
 _ZERO = Decimal(0)
 _UNBOUNDED = Decimal("Infinity")  # a lane's bound when there is none
-_add = EXACT.add  # bound once: the lane calls it on every admission
+_add: Final = EXACT.add  # bound once (compiled, a C static): the lane calls it always
 
 
 class _Counter:
@@ -262,8 +262,8 @@ class Lane:
     something. `tag` is the creator's, to know what the admissions are for."""
 
     __slots__ = (
-        "_accepts", "_bound", "_counter", "_gate", "_monotonic", "_notify", "_now_ns", "_period",
-        "_tally", "_unit", "count", "others", "tag",
+        "_accepts", "_acquire", "_bound", "_counter", "_gate", "_monotonic", "_notify", "_now_ns",
+        "_period", "_release", "_tally", "_unit", "count", "others", "tag",
     )  # fmt: skip
 
     def __init__(
@@ -274,6 +274,9 @@ class Lane:
         guard: LaneGuard,
     ) -> None:
         self._counter, self._period, self._monotonic = counter, period, monotonic
+        # The counter's lock, its methods bound once (it never changes): a call each, no
+        # method looked up per admission.
+        self._acquire, self._release = counter.lock.acquire, counter.lock.release
         self._now_ns, self._gate = guard.now_ns, guard.gate
         self._unit, self._accepts = guard.unit, guard.accepts
         self._bound = _UNBOUNDED if guard.bound is None else guard.bound
@@ -288,8 +291,7 @@ class Lane:
         if not unit and not self._accepts(quantity):
             return None
         c = self._counter
-        lock = c.lock
-        lock.acquire()
+        self._acquire()
         try:
             if c.period is not self._period or c.next_refresh <= self._monotonic():
                 return None
@@ -304,7 +306,7 @@ class Lane:
             if self.count == 1:
                 self._notify(self)
         finally:
-            lock.release()
+            self._release()
         next(self._tally)
         return used
 
