@@ -74,7 +74,7 @@ class EmbeddedEngine:
         lane (see `fairmeter.services.entitlement_lanes`) as the SDK's value."""
         lane = self._lanes.get((customer, meter))
         if lane is not None:
-            used = lane.take(quantity)
+            used = lane.counter.admit(quantity)  # compiled: a direct call
             if used is not None:
                 memo = lane.memo
                 t = self._within_template(lane) if memo is None else cast(_Template, memo)

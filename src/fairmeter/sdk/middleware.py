@@ -214,6 +214,7 @@ class MeteringMiddleware:
             logger.exception("fairmeter report callback failed for %s", customer)
 
 
+@mypyc_attr(free_list_len=1)  # compiled: one per request, made again from a freed one
 class _WithFields:
     """`send`, adding the RateLimit fields to the response's start. A plain callable handing
     back `send`'s awaitable (no coroutine of its own per message), one object per request."""

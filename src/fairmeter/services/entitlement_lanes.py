@@ -31,15 +31,16 @@ _WITHIN = Reason.WITHIN_ALLOWANCE
 
 class Lane:
     """`lane.take(quantity)`: admit and count, the usage after it, or None (take the full
-    path). It is the counter's own lane (`storage.counters_local.Lane.admit`), guarded by
-    these terms: one call, one lock. `memo` is for a caller's use (what it derives from
-    the terms once, like the answer's fixed fields)."""
+    path). It is the counter's own lane (`counter.admit`, `storage.counters_local.Lane`),
+    guarded by these terms: one call, one lock. `memo` is for a caller's use (what it
+    derives from the terms once, like the answer's fixed fields)."""
 
-    __slots__ = ("armed", "memo", "take")
+    __slots__ = ("armed", "counter", "memo", "take")
 
-    def __init__(self, armed: Armed, take: Callable[[Decimal], Decimal | None]) -> None:
+    def __init__(self, armed: Armed, counter: CounterLane) -> None:
         self.armed = armed
-        self.take = take
+        self.counter = counter  # compiled callers call `counter.admit` directly
+        self.take: Callable[[Decimal], Decimal | None] = counter.admit
         self.memo: object = None
 
     def admit(self, quantity: Decimal) -> Decision | None:

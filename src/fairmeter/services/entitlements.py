@@ -129,7 +129,7 @@ class Enforcer:
                            notify=self.pending.notice)  # fmt: skip
         counter = self._counter_lane(armed.period, guard)
         if counter is not None and not self._closed:
-            self.lanes[armed.key] = Lane(armed, counter.admit)
+            self.lanes[armed.key] = Lane(armed, counter)
 
     def _peek(self, armed: Armed, quantity: Decimal, now_us: int) -> Decision:
         terms = armed.terms
