@@ -480,3 +480,27 @@ async def test_any_scope_message_and_headers_get_the_ratelimit_fields(
         (b"ratelimit", b'"api_calls";r=12;t=%d' % TO_RESET),
     ]
     assert sent[1]["body"] == b"ok"
+
+
+async def test_the_customer_function_gets_a_request_like_starlettes() -> None:
+    """The middleware makes the customer function's Request without running `__init__`
+    (compiled, no Python frame): it holds what Starlette's own holds, and reads alike."""
+    from starlette.requests import Request
+
+    from fairmeter.sdk import middleware
+
+    body = b'{"customer": "acme"}'
+    scope = {"type": "http", "method": "POST", "path": "/hello", "query_string": b"a=1",
+             "headers": [(b"x-customer", b"acme")], "state": {}}  # fmt: skip
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    made, real = middleware._request(scope, receive), Request(scope, receive)
+    assert isinstance(made, Request)
+    for name in vars(real):
+        assert getattr(made, name) == getattr(real, name), name
+    assert made.headers["x-customer"] == "acme"
+    assert made.query_params["a"] == "1"
+    assert made.url.path == "/hello"
+    assert await made.json() == {"customer": "acme"}

@@ -6,15 +6,13 @@ a compiled module cannot define a subclass of Starlette's (interpreted) `Request
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from starlette.requests import Request, empty_receive, empty_send
 from starlette.types import Receive, Scope
 
 __all__ = ["plain_request"]
 
 
-def _plain() -> Callable[[Scope, Receive], Request]:
+def _plain() -> type[Request]:
     """A cheaper `Request(scope, receive)` for the customer function on every request: a
     subclass whose constructor sets what Starlette's does, in one step, with the other
     attributes' starting values on the class. Used only when a real Request holds exactly
@@ -39,3 +37,6 @@ def _plain() -> Callable[[Scope, Receive], Request]:
 
 
 plain_request = _plain()
+# The subclass, when it is used: a compiled caller makes one with `object.__new__` and sets
+# its two attributes itself, with no Python frame for `__init__`. None: use `Request`.
+plain_class: type[Request] | None = None if plain_request is Request else plain_request
