@@ -504,3 +504,26 @@ async def test_the_customer_function_gets_a_request_like_starlettes() -> None:
     assert made.query_params["a"] == "1"
     assert made.url.path == "/hello"
     assert await made.json() == {"customer": "acme"}
+
+
+async def test_a_server_that_takes_it_for_asgi2_is_served_alike() -> None:
+    """`__call__` hands back an awaitable and is not a coroutine function, so a server
+    given the middleware directly may take it for ASGI 2 (uvicorn does, hypercorn too):
+    `app(scope)` then `(receive, send)` answers as `app(scope, receive, send)` does."""
+    from uvicorn.config import Config
+    from uvicorn.middleware.asgi2 import ASGI2Middleware
+
+    engine = _SyncEngine()
+    app = Starlette(routes=[Route("/hello", _hello)])
+    middleware = MeteringMiddleware(app, engine=engine, customer=lambda request: "acme",
+                                    meter="api_calls", clock=NOW.timestamp)  # fmt: skip
+    config = Config(middleware)
+    config.load()
+    assert config.interface == "asgi2"
+    for served in (middleware, ASGI2Middleware(middleware)):
+        transport = httpx.ASGITransport(app=served)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api") as http:
+            response = await http.get("/hello")
+        assert response.status_code == 200
+        assert response.json() == {"hello": "world", "reason": "within_allowance"}
+        assert response.headers["ratelimit"] == f'"api_calls";r=12;t={TO_RESET}'

@@ -109,20 +109,26 @@ class MeteringMiddleware:
         plain = not (self._customer_async or skip or report or self._quantity_fn)
         self._consume_plain = self._consume_now if plain else None
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    def __call__(
+        self, scope: Scope, receive: Receive | None = None, send: Send | None = None
+    ) -> Any:
+        """The request as an awaitable: on the common set-up (a sync `customer`, one
+        quantity, no skip or report, an in-process engine, a scope that is a dict as ASGI
+        says), the inner app's own coroutine once the call is admitted, with no coroutine
+        of ours around it (nor the interpreter's wrapping of one); else ours. ADR 14.
+
+        Not a coroutine function, so a server handed this app directly (not through
+        `add_middleware`) may take it for ASGI 2 and call `app(scope)`, then
+        `(receive, send)`: that is served too, the same way (`_Asgi2`)."""
+        if receive is None or send is None:
+            return _Asgi2(self, scope)
         consume = self._consume_plain
         if consume is None or not isinstance(scope, dict) or scope["type"] != "http":
-            await self._call(scope, receive, send)
-            return
-        # The common set-up (a sync `customer`, one quantity, no skip or report, an
-        # in-process engine, a scope that is a dict as ASGI says), on every request: the
-        # general path below, minus its options. (As a dict, compiled, the scope's reads and
-        # writes are the dict's own, not the generic mapping protocol.)
+            return self._call(scope, receive, send)
         plain: dict[str, Any] = scope
         customer = self._customer(_request(scope, receive))
         if customer is None:
-            await self._anonymous(scope, receive, send)
-            return
+            return self._anonymous(scope, receive, send)
         decision = consume(customer, self.meter, self._quantity)
         state = plain.get("state")
         if state is None:
@@ -131,9 +137,8 @@ class MeteringMiddleware:
         now = self._clock()
         fields = self._fields_of(decision, now)
         if not decision.allowed:
-            await self._refuse(decision, fields, now, scope, send)
-        else:
-            await self.app(scope, receive, _WithFields(send, fields) if fields else send)
+            return self._refuse(decision, fields, now, scope, send)
+        return self.app(scope, receive, _WithFields(send, fields) if fields else send)
 
     async def _call(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -213,6 +218,21 @@ class MeteringMiddleware:
             # The response has gone out already; a failing report must not turn it into an
             # error, but it must not pass silently either.
             logger.exception("fairmeter report callback failed for %s", customer)
+
+
+class _Asgi2:
+    """`app(scope)(receive, send)`: the ASGI 2 calling convention, for a server that
+    takes `MeteringMiddleware` for an ASGI 2 app."""
+
+    __slots__ = ("app", "scope")
+
+    def __init__(self, app: MeteringMiddleware, scope: Scope) -> None:
+        self.app = app
+        self.scope = scope
+
+    def __call__(self, receive: Receive, send: Send) -> Awaitable[None]:
+        awaitable: Awaitable[None] = self.app(self.scope, receive, send)
+        return awaitable
 
 
 @mypyc_attr(free_list_len=1)  # compiled: one per request, made again from a freed one
