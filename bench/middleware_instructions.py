@@ -94,7 +94,11 @@ def serve(mode: str, url: str, requests: int, timing: bool) -> None:
         engine: object = EmbeddedEngine(database_url=url)
         real = engine
         assert isinstance(real, EmbeddedEngine)
-        decision = real.consume_now("acme", "calls", Decimal(1))
+        # The middleware passes this same object (`Decimal(unit) is unit`): the lane this
+        # call opens takes it by identity, as it does live, where the middleware's first
+        # call opens the lane.
+        unit = Decimal(1)
+        decision = real.consume_now("acme", "calls", unit)
         if mode == "fixed":
             real.close()
 
@@ -121,7 +125,7 @@ def serve(mode: str, url: str, requests: int, timing: bool) -> None:
             writer._stop.set()
             if writer._thread is not None:
                 writer._thread.join()
-        app.add_middleware(MeteringMiddleware, engine=engine,
+        app.add_middleware(MeteringMiddleware, engine=engine, quantity=unit,
                            customer=lambda request: "acme", meter="calls")  # fmt: skip
 
     class Transport:

@@ -137,10 +137,26 @@ def test_a_bad_quantity_is_refused_even_with_the_lane_open(world):
     world.plan(limit="100").subscribe()
     world.engine.admit("acme", "calls", D(1))
     world.engine.admit("acme", "calls", D(1))
-    for bad in (D("1.5"), D(0), D("NaN"), D(-1)):
+    for bad in (D("1.5"), D(0), D("NaN"), D("sNaN"), D(-1), 1):
         with pytest.raises(InvalidInput):
-            world.engine.admit("acme", "calls", bad)
+            world.engine.admit("acme", "calls", bad)  # type: ignore[arg-type]
     assert world.engine.admit("acme", "calls", D(1)).usage == 3
+
+
+def test_the_units_value_in_another_object_takes_the_lane_as_the_unit(world):
+    """The lane takes its unit by identity (the middleware passes one object); the same
+    value in a new object (another caller) is the unit too, with no check of its own."""
+    subscription = world.plan(limit="100").subscribe()
+    world.engine.admit("acme", "calls", D(1))  # opens the lane with this object
+    counter = world.engine.lanes[("acme", "calls")].counter
+    for quantity in (D(1), D("1.0"), D(1)):
+        assert world.engine.admit("acme", "calls", quantity).usage is not None
+    assert (counter.count, counter.others) == (3, {})
+    world.engine.admit("acme", "calls", D(2))  # another quantity: counted apart
+    assert (counter.count, counter.others) == (4, {D(2): 1})
+    world.engine.flush()
+    period = subscription.period_at(world.clock.now())
+    assert usage_between(world.rt.db, "acme", ["calls"], period) == {"calls": D(6)}
 
 
 def test_a_rate_limit_keeps_every_call_on_the_full_path(world):

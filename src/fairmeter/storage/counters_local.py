@@ -247,8 +247,8 @@ class Lane:
 
     - `now_ns()` reached `gate.open_until_ns`, which the caller lowers (to 0) to close
       the lane at once (its terms were re-read or invalidated);
-    - the quantity is not `unit` (what callers pass, the same object every time) and
-      `accepts(quantity)` says no;
+    - the quantity is not `unit` (what callers pass, the same object every time) nor a
+      Decimal of the same value, and `accepts(quantity)` says no;
     - the counter moved to another period or is due to be re-read;
     - or the usage after it would pass `bound` (None: no bound), so that refusals,
       overage and upgrades take the full path.
@@ -288,8 +288,14 @@ class Lane:
         if self._now_ns() >= self._gate.open_until_ns:
             return None
         unit = quantity is self._unit
-        if not unit and not self._accepts(quantity):
-            return None
+        if not unit:
+            # The unit's value in another object (a caller that did not open the lane):
+            # accepted as the unit was, without asking `accepts`. (Finite first: comparing
+            # a signaling NaN raises; `accepts` refuses it.)
+            if type(quantity) is Decimal and quantity.is_finite() and quantity == self._unit:
+                unit = True
+            elif not self._accepts(quantity):
+                return None
         c = self._counter
         self._acquire()
         try:
