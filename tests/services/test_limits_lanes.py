@@ -172,9 +172,9 @@ def test_the_lane_closes_when_the_terms_are_due_to_be_read_again(world):
     world.plan(limit="100").subscribe()
     world.engine.admit("acme", "calls", D(1))
     lane = world.engine.lanes[("acme", "calls")]
-    assert lane.take(D(1)) == 2
+    assert lane.counter.admit(D(1)) == 2
     world.clock.advance(timedelta(seconds=2))  # past the terms' freshness
-    assert lane.take(D(1)) is None
+    assert lane.counter.admit(D(1)) is None
     assert world.engine.admit("acme", "calls", D(1)).usage == 3  # full path, new lane
     assert world.engine.lanes[("acme", "calls")] is not lane
 

@@ -23,7 +23,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from . import _refusals
 from ._requests import plain_class as _plain_class
-from ._requests import plain_request as _plain_request
 from .decision import Decision
 from .engines import Engine
 
@@ -263,7 +262,7 @@ _new_object: Final = object.__new__
 def _request(scope: Scope, receive: Receive) -> Request:
     """`Request(scope, receive)` for the customer function, made cheaply (`_requests`)."""
     if _PLAIN is None:
-        return _plain_request(scope, receive)
+        return Request(scope, receive)
     request: Request = _new_object(_PLAIN)
     request.scope = scope
     request._receive = receive

@@ -30,22 +30,21 @@ _WITHIN = Reason.WITHIN_ALLOWANCE
 
 
 class Lane:
-    """`lane.take(quantity)`: admit and count, the usage after it, or None (take the full
-    path). It is the counter's own lane (`counter.admit`, `storage.counters_local.Lane`),
+    """`lane.counter.admit(quantity)`: admit and count, the usage after it, or None (take
+    the full path). `counter` is the counter's own lane (`storage.counters_local.Lane`),
     guarded by these terms: one call, one lock. `memo` is for a caller's use (what it
     derives from the terms once, like the answer's fixed fields)."""
 
-    __slots__ = ("armed", "counter", "memo", "take")
+    __slots__ = ("armed", "counter", "memo")
 
     def __init__(self, armed: Armed, counter: CounterLane) -> None:
         self.armed = armed
-        self.counter = counter  # compiled callers call `counter.admit` directly
-        self.take: Callable[[Decimal], Decimal | None] = counter.admit
+        self.counter = counter
         self.memo: object = None
 
     def admit(self, quantity: Decimal) -> Decision | None:
-        """`take`, answered as the full path's Decision (`decide`, not a copy of it)."""
-        used = self.take(quantity)
+        """`counter.admit`, answered as the full path's Decision (`decide`, not a copy)."""
+        used = self.counter.admit(quantity)
         return None if used is None else decide(self.armed.terms, allowed=True, usage=used)
 
 

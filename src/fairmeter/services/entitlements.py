@@ -65,8 +65,8 @@ class Enforcer:
         self._counter_lane = getattr(counters, "lane", None)
         # The keys a store in this process counts (None: a shared store wants them all).
         self._held: Container[CounterKey] | None = getattr(counters, "held", None)
-        # (customer, meter) -> its fast lane: `lane.take(quantity)` is the whole admission
-        # when it can answer (see `Lane`); EmbeddedEngine uses them directly.
+        # (customer, meter) -> its fast lane: `lane.counter.admit(quantity)` is the whole
+        # admission when it can answer (see `Lane`); EmbeddedEngine uses them directly.
         self.lanes: dict[CounterKey, Lane] = {}
         self._closed = False
         rt.hooks.on_usage(self._on_usage)
